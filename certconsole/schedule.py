@@ -1,0 +1,27 @@
+"""The one schedule registry: every periodic job of the product, declared here.
+
+`certconsole/rqcron.py` hands these to the RQ cron scheduler (`manage.py rqcron
+certconsole.rqcron`); tests call the functions directly.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    func: str  # dotted path of a function in some <app>/jobs.py
+    queue: str
+    cron: str  # crontab expression, UTC
+    description: str
+
+
+SCHEDULE: tuple[Periodic, ...] = (
+    Periodic(
+        name="audit-verify",
+        func="certconsole.audit.jobs.verify_audit_chain",
+        queue="default",
+        cron="17 3 * * *",
+        description="Verify the audit hash chain every night and audit the result.",
+    ),
+)

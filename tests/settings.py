@@ -1,0 +1,28 @@
+"""Test settings: the product's settings, with the environment a test run needs.
+
+Only environment defaults are set here; everything else comes from
+certconsole.settings, so the tests run the configuration users run.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+_VAR = Path(__file__).resolve().parent.parent / "var"
+
+os.environ.setdefault("SECRET_KEY", "tests-" + secrets.token_urlsafe(40))
+os.environ.setdefault("CERTCONSOLE_KEYRING", Fernet.generate_key().decode())
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")
+os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
+os.environ.setdefault("CERTCONSOLE_BASE_URL", "http://testserver")
+
+from certconsole.settings import *  # noqa: E402,F403
+
+# Fast hashing for test users; production keeps Django's default.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns otherwise)
