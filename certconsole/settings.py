@@ -95,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
+                "certconsole.context_processors.csp_nonce",
                 "certconsole.access.context_processors.projects",
             ],
         },

@@ -35,24 +35,24 @@ def _fail_on_server_error():
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_past_audit_triggers():
-    """Transactional tests flush every table; lift the append-only triggers just for that."""
-    patched = []
-    for connection in connections.all():
-        ops = connection.ops
-        original = ops.execute_sql_flush
+    """Transactional tests flush every table; lift the append-only triggers just for that.
 
-        def execute_sql_flush(sql_list, _original=original, _connection=connection):
-            triggers.remove(_connection)
-            try:
-                return _original(sql_list)
-            finally:
-                triggers.install(_connection)
+    Patched on the operations class: Django keeps one connection per thread and context,
+    and the flush may run on another wrapper than the one seen here.
+    """
+    ops_class = type(connections["default"].ops)
+    original = ops_class.execute_sql_flush
 
-        ops.execute_sql_flush = execute_sql_flush
-        patched.append((ops, original))
+    def execute_sql_flush(self, sql_list):
+        triggers.remove(self.connection)
+        try:
+            return original(self, sql_list)
+        finally:
+            triggers.install(self.connection)
+
+    ops_class.execute_sql_flush = execute_sql_flush
     yield
-    for ops, original in patched:
-        ops.execute_sql_flush = original
+    ops_class.execute_sql_flush = original
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ def _ensure_auditor(request, perm="audit.view"):
 
 
 def _list_context(request, filterset) -> dict:
-    events = filterset.qs.order_by("-id") if filterset.is_valid() else AuditEvent.objects.none()
+    invalid = filterset.is_bound and not filterset.is_valid()
+    events = AuditEvent.objects.none() if invalid else filterset.qs.order_by("-id")
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -1,0 +1,3 @@
+def csp_nonce(request):
+    """The CSP nonce under the name django-htmx's {% htmx_script %} looks for."""
+    return {"csp_nonce": getattr(request, "csp_nonce", "")}
