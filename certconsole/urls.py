@@ -21,4 +21,5 @@ urlpatterns = [
     ),
     path("projects/", include("certconsole.access.urls")),
     path("audit/", include("certconsole.audit.urls")),
+    path("certificates/", include("inventory.urls")),
 ]

@@ -117,3 +117,30 @@ def rq_redis(redis_server, settings):
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def import_pem(project):
+    """import_pem(data, name=...) → the Certificate the import created or updated."""
+    from inventory.importing import import_file
+
+    def do_import(data: bytes, filename="upload.pem", target_project=None, **options):
+        result = import_file(None, target_project or project, filename, data, **options)
+        assert result.status == "imported", result.error
+        return result.versions[0].certificate if result.versions else None
+
+    return do_import
+
+
+@pytest.fixture
+def issued_chain():
+    from tests.pki.factory import make_chain
+
+    return make_chain()
+
+
+@pytest.fixture
+def inventory_cert(import_pem, issued_chain):
+    """A certificate in project alpha with its chain and private key."""
+    c = issued_chain
+    return import_pem(c.leaf.pem + c.intermediate.pem + c.root.pem + c.leaf.key_pem)

@@ -8,6 +8,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from certconsole.access.models import Membership
 from certconsole.audit import record
+from tests.inventory import matrix_browse, matrix_download, matrix_upload
 
 PERSONAS = [
     "anonymous",
@@ -76,6 +77,12 @@ MATRIX = {
 }
 
 
+# Each inventory area keeps its rows beside its tests; same shape as above.
+for rows in (matrix_browse.rows(expect), matrix_download.rows(expect), matrix_upload.rows(expect)):
+    assert not set(rows) & set(MATRIX), "a URL name is listed twice"
+    MATRIX.update(rows)
+
+
 def all_url_names(resolver=None, namespace=""):
     resolver = resolver or get_resolver()
     names = set()
@@ -94,10 +101,15 @@ def test_every_url_is_in_the_matrix():
 
 
 @pytest.fixture
-def matrix_context(personas, project, rq_redis):
+def matrix_context(personas, project, rq_redis, inventory_cert):
     viewer_membership = Membership.objects.get(user=personas["viewer"], project=project)
     event = record(personas["projectadmin"], "test.event", project)
-    return {"viewer_membership": viewer_membership.pk, "event": event.pk}
+    return {
+        "viewer_membership": viewer_membership.pk,
+        "event": event.pk,
+        "certificate": inventory_cert.pk,
+        "version": inventory_cert.current_version.sha256,
+    }
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
