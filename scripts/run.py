@@ -46,8 +46,10 @@ def ensure_redis_binary() -> str:
     if binary:
         return binary
     if os.geteuid() != 0:
-        sys.exit("Redis is not reachable and redis-server is missing: run `sudo apt-get install "
-                 "redis-server` or set REDIS_URL to a running Redis.")
+        sys.exit(
+            "Redis is not reachable and redis-server is missing: run `sudo apt-get install "
+            "redis-server` or set REDIS_URL to a running Redis."
+        )
     print("Installing Debian's redis-server …")
     subprocess.run(["apt-get", "install", "-y", "-q", "redis-server"], check=True)
     return shutil.which("redis-server") or sys.exit("redis-server still missing after install.")
@@ -57,9 +59,21 @@ def start_local_redis() -> tuple[subprocess.Popen, str]:
     directory = VAR / "redis"
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    args = [ensure_redis_binary(), "--port", str(port), "--bind", "127.0.0.1",
-            "--dir", str(directory), "--save", "60 1", "--appendonly", "no",
-            "--logfile", str(directory / "redis.log")]
+    args = [
+        ensure_redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--save",
+        "60 1",
+        "--appendonly",
+        "no",
+        "--logfile",
+        str(directory / "redis.log"),
+    ]
     proc = subprocess.Popen(args, start_new_session=True)
     url = f"redis://127.0.0.1:{port}/0"
     for _ in range(100):

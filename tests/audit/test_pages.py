@@ -17,7 +17,7 @@ def events(personas, project, other_project):
     admin = personas["projectadmin"]
     return {
         "grant": record(admin, "membership.grant", project, user="viewer", role="viewer"),
-        "formula": record(admin, "certificate.rename", project, reason="=HYPERLINK(\"x\")"),
+        "formula": record(admin, "certificate.rename", project, reason='=HYPERLINK("x")'),
         "other": record(personas["outsider"], "membership.grant", other_project),
     }
 
@@ -34,7 +34,9 @@ def test_filters_narrow_the_list(client_for, events):
     response = client.get(reverse("audit:event-list"), {"action": "certificate"})
     listed = list(response.context["page"].object_list)
     assert listed == [events["formula"]]
-    response = client.get(reverse("audit:event-list"), {"actor": "projectadmin", "project": "alpha"})
+    response = client.get(
+        reverse("audit:event-list"), {"actor": "projectadmin", "project": "alpha"}
+    )
     assert {e.action for e in response.context["page"].object_list} == {
         "membership.grant",
         "certificate.rename",

@@ -11,8 +11,9 @@ from certconsole.audit import record
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_sign_in_switch_project_and_read_the_audit_log(signed_in, live_server, personas,
-                                                        project, other_project):
+def test_sign_in_switch_project_and_read_the_audit_log(
+    signed_in, live_server, personas, project, other_project
+):
     auditor = personas["auditor"]
     Membership.objects.create(user=auditor, project=other_project, role="auditor")
     record(personas["projectadmin"], "certificate.upload", project, reason="<b>bold</b>")

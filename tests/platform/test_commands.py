@@ -35,8 +35,15 @@ def test_project_create_and_add_member(capsys):
     again = run_json(capsys, "project", "create", "payments")
     assert (created["created"], again["created"]) == (True, False)
     added = run_json(
-        capsys, "project", "add-member", "payments", "alice", "Deployer", "--create-user",
-        "--email", "alice@example.test",
+        capsys,
+        "project",
+        "add-member",
+        "payments",
+        "alice",
+        "Deployer",
+        "--create-user",
+        "--email",
+        "alice@example.test",
     )
     assert added == {
         "project": "payments",
@@ -46,7 +53,10 @@ def test_project_create_and_add_member(capsys):
         "granted": True,
         "message": "alice is Deployer in payments",
     }
-    assert run_json(capsys, "project", "add-member", "payments", "alice", "deployer")["granted"] is False
+    assert (
+        run_json(capsys, "project", "add-member", "payments", "alice", "deployer")["granted"]
+        is False
+    )
     grant = AuditEvent.objects.get(action="membership.grant")
     assert grant.source == "cli"
     assert grant.actor_name.startswith("cli:")

@@ -72,7 +72,11 @@ def test_development_secrets_are_generated_once_with_mode_0600(tmp_path):
     )
     for _ in range(2):
         subprocess.run(
-            [sys.executable, "manage.py", "check"], cwd=ROOT, env=base, check=True, capture_output=True
+            [sys.executable, "manage.py", "check"],
+            cwd=ROOT,
+            env=base,
+            check=True,
+            capture_output=True,
         )
     keyring = tmp_path / "certconsole_keyring.txt"
     assert oct(keyring.stat().st_mode & 0o777) == "0o600"
