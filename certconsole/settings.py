@@ -222,3 +222,7 @@ LOGGING = {
 
 # Limits and policies of the product itself.
 CERTCONSOLE_SENSITIVE_REAUTH_SECONDS = 300
+CERTCONSOLE_IMPORT_MAX_BYTES = env.int("CERTCONSOLE_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
+CERTCONSOLE_IMPORT_MAX_CERTIFICATES = env.int("CERTCONSOLE_IMPORT_MAX_CERTIFICATES", default=500)
+# Pasted text counts against this; files beyond the in-memory size go to a temp file.
+DATA_UPLOAD_MAX_MEMORY_SIZE = CERTCONSOLE_IMPORT_MAX_BYTES + 1024 * 1024

@@ -1,3 +1,100 @@
-"""placeholder"""
+"""Downloads: public parts for every server, and the audited private key export."""
 
-urlpatterns: list = []
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+from django.utils.http import content_disposition_header
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods
+
+from certconsole.access.permissions import get_object_for_user
+from certconsole.access.reauth import mark_authenticated, note_failure, recently_authenticated
+from certconsole.audit import record
+from inventory import exporting
+from inventory.exporting import KEY_FORMATS, PUBLIC_FORMATS, ExportError, ExportFile
+from inventory.forms_export import KeyExportForm
+from inventory.models import Certificate, CertificateVersion
+
+
+@require_GET
+@login_required
+def certificate_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    certificate = get_object_for_user(request, Certificate, "certificate.download", pk=pk)
+    if fmt not in PUBLIC_FORMATS:
+        raise Http404("No such download format.")
+    version = _version(certificate, request)
+    return _attachment(exporting.public_file(version, fmt))
+
+
+@sensitive_post_parameters("passphrase", "passphrase_confirm", "password")
+@never_cache
+@require_http_methods(["GET", "POST"])
+@login_required
+def key_export(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = get_object_for_user(request, Certificate, "certificate.export_key", pk=pk)
+    version = _version(certificate, request)
+    form = KeyExportForm(
+        request.POST if request.method == "POST" else None,
+        user=request.user,
+        needs_password=not recently_authenticated(request),
+    )
+    if request.method == "POST" and version.private_key_id and form.is_valid():
+        data = form.cleaned_data
+        try:
+            exported = exporting.export_key(
+                request.user,
+                version,
+                data["format"],
+                reason=data["reason"],
+                passphrase=data["passphrase"],
+            )
+        except ExportError as exc:
+            form.add_error(None, str(exc))
+        else:
+            mark_authenticated(request)
+            return _attachment(exported)
+    if form.wrong_password and _wrong_password(request, certificate, version, form):
+        logout(request)
+        return redirect_to_login(request.get_full_path())
+    context = {"cert": certificate, "version": version, "form": form, "formats": KEY_FORMATS}
+    status = 400 if request.method == "POST" else 200
+    return render(request, "inventory/key_export.html", context, status=status)
+
+
+def _wrong_password(request, certificate, version, form) -> bool:
+    """Audit a wrong re-entered password; True when the session has had too many."""
+    record(
+        request.user,
+        "certificate.export_key_denied",
+        certificate,
+        reason=form.data.get("reason", "")[:500],
+        why="wrong password",
+        format=form.data.get("format", "")[:20],
+        sha256=version.sha256,
+    )
+    return note_failure(request)
+
+
+def _version(certificate: Certificate, request: HttpRequest) -> CertificateVersion:
+    version = exporting.version_of(certificate, request.GET.get("version"))
+    if version is None:
+        raise Http404("This certificate has no such version.")
+    return version
+
+
+def _attachment(exported: ExportFile) -> HttpResponse:
+    response = HttpResponse(exported.content, content_type=exported.content_type)
+    response["Content-Disposition"] = content_disposition_header(True, exported.filename)
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+urlpatterns = [
+    path("<int:pk>/download/<str:fmt>/", certificate_download, name="certificate-download"),
+    path("<int:pk>/export-key/", key_export, name="key-export"),
+]

@@ -5,6 +5,21 @@ ctx has "certificate" (pk of a certificate in project alpha with chain and key) 
 (its current version's SHA-256). See MATRIX in test_url_matrix.py for the shape.
 """
 
+KEY_ROLES_ONLY = dict(members=403, keycustodian=200, projectadmin=200)
+
 
 def rows(expect):
-    return {}
+    return {
+        "inventory:certificate-download": (
+            "get",
+            lambda ctx: [ctx["certificate"], "fullchain"],
+            None,
+            expect(outsider=404, auditor=403),
+        ),
+        "inventory:key-export": (
+            "get",
+            lambda ctx: [ctx["certificate"]],
+            None,
+            expect(outsider=404, **KEY_ROLES_ONLY),
+        ),
+    }
