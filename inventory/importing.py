@@ -4,9 +4,11 @@ The web upload shows the plan as a preview before the user confirms; the
 `import_certs` command plans and applies in one go. Both call these functions.
 """
 
+import functools
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.db import transaction
@@ -134,7 +136,8 @@ def plan_file(
     target = _named_certificate(project, name)
     for leaf in leaves:
         info = describe(leaf)
-        chain = build_chain(leaf, [*cas, *_pool_candidates(leaf)], certifi_roots())
+        candidates = [*cas, *_pool_candidates(leaf)]
+        chain = build_chain(leaf, candidates, _roots_for(leaf, candidates))
         findings = lint(leaf, chain, now=now, file_order=bundle.certificates)
         outcome, existing = _outcome(project, info, target)
         plan.certificates.append(
@@ -196,6 +199,32 @@ def _pool_candidates(leaf: x509.Certificate) -> list[x509.Certificate]:
     return found
 
 
+@functools.cache
+def _roots_by_subject() -> dict[x509.Name, list[x509.Certificate]]:
+    """certifi's roots indexed by subject, built once per process."""
+    index: dict[x509.Name, list[x509.Certificate]] = {}
+    for root in certifi_roots():
+        index.setdefault(root.subject, []).append(root)
+    return index
+
+
+def _roots_for(leaf: x509.Certificate, candidates: list[x509.Certificate]):
+    """The roots that can continue this chain: those named as the issuer of one of its links.
+
+    build_chain fingerprints and hashes the key of every root it is given; all of
+    certifi's roots for every leaf was half the planning time of a bulk import.
+    """
+    index = _roots_by_subject()
+    names: set[x509.Name] = set()
+    wanted = {leaf.issuer, *(c.issuer for c in candidates)}
+    roots: list[x509.Certificate] = []
+    while wanted - names:
+        names |= wanted
+        roots = [root for name in names for root in index.get(name, ())]
+        wanted = names | {root.issuer for root in roots}
+    return roots
+
+
 def _match_keys_to_inventory(project, plan: FilePlan, keys: list) -> None:
     """Keys without a certificate in the file may belong to one already in the inventory."""
     for key in keys:
@@ -223,6 +252,7 @@ def apply_plan(
     owner: str = "",
     labels: dict | None = None,
     store_unmatched_keys: bool = False,
+    source: str = Source.UPLOADED,
 ) -> FileResult:
     """Write what the plan says, in one transaction; a rejected plan writes nothing."""
     if plan.error:
@@ -233,7 +263,9 @@ def apply_plan(
     require(actor, "certificate.create", project)
     with transaction.atomic():
         versions = [
-            _apply_certificate(actor, project, planned, name=name, owner=owner, labels=labels)
+            _apply_certificate(
+                actor, project, planned, name=name, owner=owner, labels=labels, source=source
+            )
             for planned in plan.certificates
         ]
         new_cas = _add_to_pool(actor, project, plan.cas)
@@ -295,14 +327,16 @@ def _existing_has_key(planned: PlannedCertificate) -> bool:
     ).exists()
 
 
-def _apply_certificate(actor, project, planned: PlannedCertificate, *, name, owner, labels):
+def _apply_certificate(actor, project, planned: PlannedCertificate, *, name, owner, labels, source):
     if planned.outcome == "duplicate":
         if planned.key is not None:
             version = CertificateVersion.objects.get(project=project, sha256=planned.info.sha256)
             if version.private_key_id is None:
                 _attach_key(actor, version, planned.key)
         return None
-    certificate = planned.existing or _new_certificate(project, planned.info, name, owner, labels)
+    certificate = planned.existing or _new_certificate(
+        project, planned.info, name, owner, labels, source
+    )
     version = _create_version(actor, project, certificate, planned)
     current = certificate.current_version
     if current is None or version.not_after >= current.not_after:
@@ -319,7 +353,7 @@ def _apply_certificate(actor, project, planned: PlannedCertificate, *, name, own
     return version
 
 
-def _new_certificate(project, info: CertInfo, name, owner, labels) -> Certificate:
+def _new_certificate(project, info: CertInfo, name, owner, labels, source) -> Certificate:
     base = (name or _default_name(info))[:190]
     unique = base
     suffix = 2
@@ -330,7 +364,7 @@ def _new_certificate(project, info: CertInfo, name, owner, labels) -> Certificat
     return Certificate.objects.create(
         project=project,
         name=unique,
-        source=Source.UPLOADED,
+        source=source,
         label_owner=owner or labels.pop("owner", ""),
         label_env=labels.pop("env", ""),
         label_app=labels.pop("app", ""),
@@ -370,9 +404,10 @@ def _create_version(actor, project, certificate, planned: PlannedCertificate):
         lint_findings=[f.__dict__ for f in planned.findings],
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
+    issuers = _pool_rows(planned.chain.chain[1:])
     links = [
-        ChainLink(version=version, issuer=IssuerCertificate.from_x509(c, describe(c)), position=i)
-        for i, c in enumerate(planned.chain.chain[1:], start=1)
+        ChainLink(version=version, issuer=issuer, position=i)
+        for i, issuer in enumerate(issuers, start=1)
     ]
     ChainLink.objects.bulk_create(links)
     if key is not None:
@@ -384,6 +419,16 @@ def _create_version(actor, project, certificate, planned: PlannedCertificate):
             spki_sha256=key.spki_sha256,
         )
     return version
+
+
+def _pool_rows(certs: list[x509.Certificate]) -> list[IssuerCertificate]:
+    """The pool rows of certs in one query; describe() and create only the missing ones."""
+    fingerprints = [cert.fingerprint(hashes.SHA256()).hex() for cert in certs]
+    rows = {row.sha256: row for row in IssuerCertificate.objects.filter(sha256__in=fingerprints)}
+    return [
+        rows.get(fp) or IssuerCertificate.from_x509(cert, describe(cert))
+        for cert, fp in zip(certs, fingerprints, strict=True)
+    ]
 
 
 def _attach_key(actor, version: CertificateVersion, key) -> None:

@@ -5,8 +5,9 @@ from datetime import timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,6 +17,11 @@ from inventory.pki import keys as pki_keys
 from inventory.pki.parse import CertInfo
 
 EXPIRING_DAYS = 30
+
+# Sent (after commit) when a certificate gets a new current version: renewal, upload of a
+# newer leaf, issuance. Receivers get certificate_id, version_id, previous_version_id.
+# Other apps (deployments: auto-redeploy) listen; inventory imports none of them.
+version_activated = Signal()
 
 
 class Source(models.TextChoices):
@@ -127,6 +133,7 @@ class Certificate(models.Model):
         self.versions.filter(status=CertificateVersion.Status.ACTIVE).exclude(pk=version.pk).update(
             status=CertificateVersion.Status.SUPERSEDED
         )
+        previous_id = self.current_version_id
         self.current_version = version
         self.primary_domain = version.primary_domain[:255]
         self.san_count = len(version.sans)
@@ -139,8 +146,17 @@ class Certificate(models.Model):
         self.save()
         CertificateName.objects.filter(certificate=self).delete()
         CertificateName.objects.bulk_create(
-            [CertificateName(certificate=self, name=n) for n in sorted(version.dns_names)]
+            [CertificateName(certificate=self, name=n) for n in sorted(set(version.dns_names))]
         )
+        if previous_id != version.pk:
+            transaction.on_commit(
+                lambda: version_activated.send(
+                    sender=Certificate,
+                    certificate_id=self.pk,
+                    version_id=version.pk,
+                    previous_version_id=previous_id,
+                )
+            )
 
 
 class CertificateName(models.Model):
@@ -352,3 +368,16 @@ def name_filter(query: str) -> Q:
     if "." in query:
         candidates.append("*." + query.split(".", 1)[1])
     return Q(names__name__in=candidates)
+
+
+class StagedUpload(models.Model):
+    """Uploaded files held (encrypted) between the preview and the user's confirmation."""
+
+    token = models.UUIDField(unique=True, editable=False, help_text="Random; set by staging.")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    payload = models.TextField(help_text="Fernet token of the JSON files, password and options.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Staged upload {self.token} by {self.user_id}"

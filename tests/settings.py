@@ -25,4 +25,8 @@ from certconsole.settings import *  # noqa: E402,F403
 # Fast hashing for test users; production keeps Django's default.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# A test database per process, so two runs at once (two developers' shells) never collide;
+# pytest-xdist workers add their own suffix to it.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"]["NAME"] = str(_VAR / f"test-certconsole-{os.getpid()}.sqlite3")  # noqa: F405
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns otherwise)

@@ -28,6 +28,8 @@ class Bundle:
     cert_pem: bytes
     chain_pem: bytes
     key_pem: bytes | None
+    # Webhook targets: a short-lived, single-use URL where the receiver fetches this bundle.
+    fetch_url: str | None = None
 
     @property
     def fullchain_pem(self) -> bytes:

@@ -8,6 +8,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from certconsole.access.models import Membership
 from certconsole.audit import record
+from tests.deployments import matrix as matrix_deployments
 from tests.inventory import matrix_browse, matrix_download, matrix_upload
 
 PERSONAS = [
@@ -78,7 +79,8 @@ MATRIX = {
 
 
 # Each inventory area keeps its rows beside its tests; same shape as above.
-for rows in (matrix_browse.rows(expect), matrix_download.rows(expect), matrix_upload.rows(expect)):
+AREAS = (matrix_browse, matrix_download, matrix_upload, matrix_deployments)
+for rows in (area.rows(expect) for area in AREAS):
     assert not set(rows) & set(MATRIX), "a URL name is listed twice"
     MATRIX.update(rows)
 

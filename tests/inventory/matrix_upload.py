@@ -5,6 +5,19 @@ ctx has "certificate" (pk of a certificate in project alpha with chain and key) 
 (its current version's SHA-256). See MATRIX in test_url_matrix.py for the shape.
 """
 
+# Viewers, deployers and auditors may not upload anywhere; the outsider is ProjectAdmin of
+# "beta" and may upload there.
+NO_UPLOAD = dict(viewer=403, deployer=403, auditor=403)
+
 
 def rows(expect):
-    return {}
+    return {
+        "inventory:upload": ("get", None, None, expect(**NO_UPLOAD)),
+        # An empty token is a staged upload that expired or was already imported.
+        "inventory:upload-confirm": (
+            "post",
+            None,
+            lambda ctx: {"token": ""},
+            expect(outsider=400, members=400, superuser=400, **NO_UPLOAD),
+        ),
+    }

@@ -12,7 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # The test run's own relaxations (tests/settings.py) must not leak into these processes.
-TEST_ONLY = {"SECRET_KEY", "CERTCONSOLE_KEYRING", "SECURE_SSL_REDIRECT", "SECURE_COOKIES", "DEBUG"}
+TEST_ONLY = {
+    "SECRET_KEY",
+    "CERTCONSOLE_KEYRING",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_COOKIES",
+    "DEBUG",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
 
 
 def clean_env(**env):
