@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 class DriverError(Exception):
     """A push failed. permanent=True means retrying the same push cannot help."""
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, details: dict | None = None):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        # What the failed push did (commands, exit codes, restored files), like PushResult.details.
+        self.details = details or {}
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Driver:
     kind: str = ""
     label: str = ""
     needs_private_key: bool = True
+    # Names of the secrets this kind reads from its decrypted credentials (for forms).
+    credential_fields: tuple[str, ...] = ()
     Options: type = dict  # a dataclass; from_options() builds it and reports bad fields
 
     def __init__(self, options: dict, credentials: dict | None = None):
