@@ -24,4 +24,14 @@ SCHEDULE: tuple[Periodic, ...] = (
         cron="17 3 * * *",
         description="Verify the audit hash chain every night and audit the result.",
     ),
+    Periodic(
+        name="endpoint-checks",
+        func="deployments.jobs.check_endpoints_job",
+        queue="scan",
+        cron="*/15 * * * *",
+        description=(
+            "Handshake with every binding and monitored endpoint (served certificate, chain, "
+            "drift); prune old checks; re-enqueue rollouts abandoned by a killed worker."
+        ),
+    ),
 )

@@ -22,4 +22,5 @@ urlpatterns = [
     path("projects/", include("certconsole.access.urls")),
     path("audit/", include("certconsole.audit.urls")),
     path("certificates/", include("inventory.urls")),
+    path("deployments/", include("deployments.urls")),
 ]

@@ -128,6 +128,9 @@ class Deployment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Touched by the worker as it goes; a RUNNING rollout with an old heartbeat was abandoned
+    # by a killed worker and may be claimed again (rollout.resume_stalled).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     objects = ProjectScopedQuerySet.as_manager()
 
