@@ -226,3 +226,13 @@ CERTCONSOLE_IMPORT_MAX_BYTES = env.int("CERTCONSOLE_IMPORT_MAX_BYTES", default=5
 CERTCONSOLE_IMPORT_MAX_CERTIFICATES = env.int("CERTCONSOLE_IMPORT_MAX_CERTIFICATES", default=500)
 # Pasted text counts against this; files beyond the in-memory size go to a temp file.
 DATA_UPLOAD_MAX_MEMORY_SIZE = CERTCONSOLE_IMPORT_MAX_BYTES + 1024 * 1024
+
+# Deployments. nginx_local targets run their test/reload commands on this host: only these
+# programs (names or absolute paths) may be used, so managing targets never grants a shell.
+DEPLOY_LOCAL_PROGRAMS = env.list("DEPLOY_LOCAL_PROGRAMS", default=["nginx"])
+DEPLOY_VERIFY_TIMEOUT = env.float("DEPLOY_VERIFY_TIMEOUT", default=15.0)
+DEPLOY_PROBE_TIMEOUT = env.float("DEPLOY_PROBE_TIMEOUT", default=5.0)
+DEPLOY_STALE_AFTER = env.int("DEPLOY_STALE_AFTER", default=600)
+ENDPOINT_CHECK_CONCURRENCY = env.int("ENDPOINT_CHECK_CONCURRENCY", default=32)
+ENDPOINT_CHECK_TIMEOUT = env.float("ENDPOINT_CHECK_TIMEOUT", default=5.0)
+ENDPOINT_CHECK_RETENTION_DAYS = env.int("ENDPOINT_CHECK_RETENTION_DAYS", default=90)

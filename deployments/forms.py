@@ -9,8 +9,9 @@ from django.db import transaction
 
 from certconsole.access.models import Project
 from certconsole.audit import record
-from deployments.drivers import KIND_LABELS, DriverError, driver_class
+from deployments.drivers import KIND_LABELS, DriverError
 from deployments.models import Binding, Target
+from deployments.rollout import validate_options
 from inventory.models import Certificate
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -161,9 +162,9 @@ class TargetForm(_ProjectForm):
         kind, options = data.get("kind"), data.get("options")
         if kind and options is not None:
             try:
-                driver_class(kind).parse_options(options)
-            except DriverError as exc:
-                self.add_error("options", exc.message)
+                validate_options(kind, options)
+            except ValueError as exc:
+                self.add_error("options", str(exc))
         project, name = data.get("project"), data.get("name")
         if project and name and Target.objects.filter(project=project, name=name).exists():
             self.add_error("name", "Another target in this project has this name.")
@@ -217,9 +218,9 @@ class TargetEditForm(forms.Form):
     def clean_options(self) -> dict:
         options = _json_object(self.cleaned_data["options"], "options")
         try:
-            driver_class(self.target.kind).parse_options(options)
-        except DriverError as exc:
-            raise forms.ValidationError(exc.message) from None
+            validate_options(self.target.kind, options)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
         return options
 
     def clean_credentials(self) -> dict:

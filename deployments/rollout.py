@@ -14,6 +14,7 @@ worker killed mid-run is replaced by running the job again (re-pushing is safe).
 
 import hashlib
 import logging
+import os
 import time
 from collections import Counter
 from datetime import timedelta
@@ -78,10 +79,7 @@ def create_target(actor, project, name: str, kind: str, options: dict, credentia
         raise ValueError("Options must be a JSON object.")
     if credentials is not None and not isinstance(credentials, dict):
         raise ValueError("Credentials must be a JSON object.")
-    try:
-        driver_class(kind)(options, credentials)  # parse_options names the bad field
-    except DriverError as exc:
-        raise ValueError(exc.message) from None
+    validate_options(kind, options)
     if Target.objects.filter(project=project, name=name).exists():
         raise ValueError(f"A target called “{name}” already exists in this project.")
     with transaction.atomic():
@@ -97,6 +95,29 @@ def create_target(actor, project, name: str, kind: str, options: dict, credentia
             has_credentials=bool(credentials),
         )
     return target
+
+
+def validate_options(kind: str, options: dict) -> None:
+    """Check a target's options: the driver's own rules, then the local command allow-list.
+
+    nginx_local runs its test and reload commands on the console's own host, as the
+    console's user. Whoever may manage targets must not gain a shell through them, so
+    the programs are limited to settings.DEPLOY_LOCAL_PROGRAMS (operator's choice).
+    """
+    try:
+        parsed = driver_class(kind).parse_options(options)
+    except DriverError as exc:
+        raise ValueError(exc.message) from None
+    if kind != Target.Kind.NGINX_LOCAL:
+        return
+    allowed = set(getattr(settings, "DEPLOY_LOCAL_PROGRAMS", ["nginx"]))
+    for field in ("test_command", "reload_command"):
+        program = getattr(parsed, field)[0]
+        if program not in allowed and os.path.basename(program) not in allowed:
+            raise ValueError(
+                f"{field}: “{program}” is not an allowed program on this host "
+                f"(allowed: {', '.join(sorted(allowed))}; set DEPLOY_LOCAL_PROGRAMS)."
+            )
 
 
 def parse_address(text: str, default_port: int | None = None) -> tuple[str, int]:

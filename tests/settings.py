@@ -19,6 +19,9 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 os.environ.setdefault("CERTCONSOLE_BASE_URL", "http://testserver")
+# Personas sign in with a password only; the MFA tests (tests/access/test_mfa.py) turn the
+# default policy (KeyCustodian and ProjectAdmin need a second factor) back on where they test it.
+os.environ.setdefault("MFA_DEFAULT_ROLES", "")
 
 from certconsole.settings import *  # noqa: E402,F403
 
@@ -30,3 +33,6 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"]["NAME"] = str(_VAR / f"test-certconsole-{os.getpid()}.sqlite3")  # noqa: F405
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns otherwise)
+
+# View tests configure nginx_local targets whose commands never run ("true").
+DEPLOY_LOCAL_PROGRAMS = ["nginx", "true"]
