@@ -95,15 +95,16 @@ def read_csr(data: bytes | str, *, require_valid_signature: bool = True) -> CsrI
 
 
 def _load(data: bytes) -> x509.CertificateSigningRequest:
-    stripped = data.strip()
-    pem = stripped.startswith(b"-----BEGIN")
+    # Only text is stripped: DER may well end in a byte that looks like whitespace.
+    pem = data.lstrip().startswith(b"-----BEGIN")
     if pem:
-        starts = [i for i in (stripped.find(label) for label in _PEM_LABELS) if i >= 0]
+        text = data.strip()
+        starts = [i for i in (text.find(label) for label in _PEM_LABELS) if i >= 0]
         if not starts:
             raise CaError("This is not a certificate signing request (no CSR PEM block).")
-        stripped = stripped[min(starts) :]
+        data = text[min(starts) :]
     try:
-        return x509.load_pem_x509_csr(stripped) if pem else x509.load_der_x509_csr(stripped)
+        return x509.load_pem_x509_csr(data) if pem else x509.load_der_x509_csr(data)
     except ValueError:
         raise CaError(
             "The CSR could not be read: it is truncated or not a certificate signing request."
