@@ -11,8 +11,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
+from certconsole.access import mfa
 from certconsole.access.permissions import get_object_for_user
-from certconsole.access.reauth import mark_authenticated, note_failure, recently_authenticated
+from certconsole.access.reauth import (
+    can_reauthenticate_with_password,
+    mark_authenticated,
+    needs_second_factor,
+    note_failure,
+    recently_authenticated,
+)
 from certconsole.audit import record
 from inventory import exporting
 from inventory.exporting import KEY_FORMATS, PUBLIC_FORMATS, ExportError, ExportFile
@@ -30,21 +37,30 @@ def certificate_download(request: HttpRequest, pk: int, fmt: str) -> HttpRespons
     return _attachment(exporting.public_file(version, fmt))
 
 
-@sensitive_post_parameters("passphrase", "passphrase_confirm", "password")
+@sensitive_post_parameters("passphrase", "passphrase_confirm", "password", "otp_token")
 @never_cache
 @require_http_methods(["GET", "POST"])
 @login_required
 def key_export(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = get_object_for_user(request, Certificate, "certificate.export_key", pk=pk)
     version = _version(certificate, request)
+    stale = not recently_authenticated(request)
+    needs_code = needs_second_factor(request)
+    if stale and not needs_code and not can_reauthenticate_with_password(request):
+        # Signed in through an identity provider without a second factor: sign in again.
+        logout(request)
+        return redirect_to_login(request.get_full_path())
     form = KeyExportForm(
         request.POST if request.method == "POST" else None,
         user=request.user,
-        needs_password=not recently_authenticated(request),
+        needs_password=stale and can_reauthenticate_with_password(request),
+        needs_code=needs_code,
     )
     if request.method == "POST" and version.private_key_id and form.is_valid():
         data = form.cleaned_data
         try:
+            if needs_code:
+                mfa.step_up(request, data["otp_token"], "key export", certificate)
             exported = exporting.export_key(
                 request.user,
                 version,
@@ -52,6 +68,8 @@ def key_export(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=data["reason"],
                 passphrase=data["passphrase"],
             )
+        except mfa.MfaError as exc:
+            form.add_error("otp_token", str(exc))
         except ExportError as exc:
             form.add_error(None, str(exc))
         else:

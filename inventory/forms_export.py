@@ -50,10 +50,22 @@ class KeyExportForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
-    def __init__(self, *args, user, needs_password: bool, **kwargs):
+    otp_token = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autocapitalize": "off"}
+        ),
+        help_text="Key export needs your second factor from the last 5 minutes; "
+        "a recovery code works too.",
+    )
+
+    def __init__(self, *args, user, needs_password: bool, needs_code: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
         self.wrong_password = False
+        if not needs_code:
+            del self.fields["otp_token"]
         if not needs_password:
             del self.fields["password"]
         else:

@@ -48,3 +48,18 @@ def mark_on_login(sender, request, user, **kwargs):
     """Signing in with a password counts as a fresh authentication."""
     if request is not None and hasattr(request, "session"):
         mark_authenticated(request)
+
+
+def needs_second_factor(request) -> bool:
+    """True when the user has a second factor this session has not proven in the last 5 minutes.
+
+    Key export and role changes ask for a code then (see mfa.step_up).
+    """
+    from certconsole.access import mfa
+
+    return mfa.needs_step_up(request)
+
+
+def can_reauthenticate_with_password(request) -> bool:
+    """Users signed in through an identity provider have no password here to re-enter."""
+    return request.user.has_usable_password()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from certconsole.access import views
+from certconsole.access import preferences, views
 
 app_name = "access"
 urlpatterns = [
@@ -15,3 +15,4 @@ urlpatterns = [
         name="member-remove",
     ),
 ]
+urlpatterns += preferences.urlpatterns

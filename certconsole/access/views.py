@@ -11,6 +11,7 @@ from certconsole.access.current import select_project, user_projects
 from certconsole.access.forms import AddMemberForm, ProjectForm, ReasonForm, SwitchProjectForm
 from certconsole.access.models import LastAdminError, Membership, Project
 from certconsole.access.permissions import get_object_for_user
+from certconsole.access.reauth import needs_second_factor
 from certconsole.access.roles import ROLE_DESCRIPTIONS, Role
 
 
@@ -57,6 +58,8 @@ def _detail_context(request, project) -> dict:
 @login_required
 def member_add(request, slug):
     project = get_object_for_user(request, Project, "member.manage", slug=slug)
+    if needs_second_factor(request):
+        return _confirm_first(request, project)
     form = AddMemberForm(request.POST)
     if not form.is_valid():
         context = {**_detail_context(request, project), "form": form}
@@ -72,6 +75,8 @@ def member_add(request, slug):
 def member_remove(request, slug, membership_id):
     project = get_object_for_user(request, Project, "member.manage", slug=slug)
     membership = get_object_or_404(Membership, pk=membership_id, project=project)
+    if needs_second_factor(request):
+        return _confirm_first(request, project)
     form = ReasonForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
@@ -83,6 +88,13 @@ def member_remove(request, slug, membership_id):
             request, f"{membership.user.username} is no longer {membership.get_role_display()}."
         )
     return redirect(project)
+
+
+def _confirm_first(request, project):
+    """Role changes need a second factor proven in the last 5 minutes (when the user has one)."""
+    from certconsole.access.security_views import step_up_redirect
+
+    return step_up_redirect(request, project.get_absolute_url())
 
 
 @require_POST

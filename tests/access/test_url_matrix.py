@@ -8,8 +8,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from certconsole.access.models import Membership
 from certconsole.audit import record
+from tests.access import matrix_security
 from tests.deployments import matrix as matrix_deployments
-from tests.inventory import matrix_browse, matrix_download, matrix_upload
+from tests.inventory import matrix_browse, matrix_download, matrix_notifications, matrix_upload
+from tests.orders import matrix as matrix_orders
+from tests.platform import matrix_platform
 
 PERSONAS = [
     "anonymous",
@@ -79,7 +82,16 @@ MATRIX = {
 
 
 # Each inventory area keeps its rows beside its tests; same shape as above.
-AREAS = (matrix_browse, matrix_download, matrix_upload, matrix_deployments)
+AREAS = (
+    matrix_browse,
+    matrix_download,
+    matrix_upload,
+    matrix_deployments,
+    matrix_notifications,
+    matrix_platform,
+    matrix_orders,
+    matrix_security,
+)
 for rows in (area.rows(expect) for area in AREAS):
     assert not set(rows) & set(MATRIX), "a URL name is listed twice"
     MATRIX.update(rows)
