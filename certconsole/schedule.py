@@ -34,4 +34,25 @@ SCHEDULE: tuple[Periodic, ...] = (
             "drift); prune old checks; re-enqueue rollouts abandoned by a killed worker."
         ),
     ),
+    Periodic(
+        name="expiry-reminders",
+        func="inventory.jobs.send_reminders_job",
+        queue="notify",
+        cron="0 7 * * *",
+        description="Send expiry reminder digests (each reminder once) and retry failed ones.",
+    ),
+    Periodic(
+        name="acme-order-sweep",
+        func="orders.jobs.sweep_orders",
+        queue="acme",
+        cron="* * * * *",
+        description="Re-enqueue ACME orders that are due or whose worker stopped.",
+    ),
+    Periodic(
+        name="acme-renewals",
+        func="orders.jobs.renew_due",
+        queue="acme",
+        cron="23 * * * *",
+        description="Start renewal orders for certificates that are due.",
+    ),
 )

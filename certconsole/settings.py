@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the CA fetches HTTP-01 tokens over plain HTTP with the ordered domain as Host.
+    "orders.http01.AcmeChallengeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -236,3 +238,92 @@ DEPLOY_STALE_AFTER = env.int("DEPLOY_STALE_AFTER", default=600)
 ENDPOINT_CHECK_CONCURRENCY = env.int("ENDPOINT_CHECK_CONCURRENCY", default=32)
 ENDPOINT_CHECK_TIMEOUT = env.float("ENDPOINT_CHECK_TIMEOUT", default=5.0)
 ENDPOINT_CHECK_RETENTION_DAYS = env.int("ENDPOINT_CHECK_RETENTION_DAYS", default=90)
+
+# ACME: polling the CA (seconds; backoff multiplies up to the maximum, Retry-After wins),
+# retries of transient CA errors, and where "Check DNS" asks (default: the zone's servers).
+ACME_POLL_INTERVAL = env.float("ACME_POLL_INTERVAL", default=1.0)
+ACME_POLL_BACKOFF = env.float("ACME_POLL_BACKOFF", default=1.5)
+ACME_POLL_MAX_INTERVAL = env.float("ACME_POLL_MAX_INTERVAL", default=10.0)
+ACME_RETRY_BASE = env.int("ACME_RETRY_BASE", default=30)
+ACME_RETRY_MAX = env.int("ACME_RETRY_MAX", default=3600)
+ACME_MAX_ATTEMPTS = env.int("ACME_MAX_ATTEMPTS", default=8)
+ACME_RENEWAL_RETRY_HOURS = env.int("ACME_RENEWAL_RETRY_HOURS", default=6)
+
+# ---------------------------------------------------------------------------
+# Sign-in and MFA (issue 9): second factors, single sign-on, LDAP, session policy.
+# ---------------------------------------------------------------------------
+INSTALLED_APPS += ["django_otp"]
+# OTPMiddleware right after authentication (it wraps request.user); the session
+# policy after messages (it tells why a session ended), before any view runs.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "certconsole.access.sessions.SessionPolicyMiddleware",
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("certconsole.access.mfa.context")
+
+# Roles that need a verified second factor in projects without their own policy.
+CERTCONSOLE_MFA_DEFAULT_ROLES = env.list(
+    "MFA_DEFAULT_ROLES", default=["keycustodian", "projectadmin"]
+)
+CERTCONSOLE_MFA_ISSUER = env.str("MFA_ISSUER", default="CertConsole")
+# A second factor proven at most this long ago counts as fresh for key export and role changes.
+CERTCONSOLE_SECOND_FACTOR_FRESH_SECONDS = 300
+
+# Local (password) accounts; when off, only superusers may still use a password (break glass).
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
+
+# Session policy: end a session after this much inactivity, and at the latest this long after
+# sign-in whatever happens.
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=3600)
+SESSION_ABSOLUTE_LIFETIME = env.int("SESSION_ABSOLUTE_LIFETIME", default=SESSION_COOKIE_AGE)
+if SESSION_IDLE_TIMEOUT <= 0 or SESSION_ABSOLUTE_LIFETIME <= 0:
+    raise environ.ImproperlyConfigured(
+        "SESSION_IDLE_TIMEOUT and SESSION_ABSOLUTE_LIFETIME are seconds and must be positive."
+    )
+SESSION_COOKIE_AGE = max(SESSION_COOKIE_AGE, SESSION_ABSOLUTE_LIFETIME)
+
+# OpenID Connect (mozilla-django-oidc): on when OIDC_ISSUER and OIDC_RP_CLIENT_ID are set.
+# Endpoints default to the issuer's usual paths; set them when the provider differs.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+
+
+def _optional_secret(name: str) -> str:
+    """A secret from NAME_FILE or NAME, empty when neither is set."""
+    file_path = env.str(f"{name}_FILE", default="")
+    return Path(file_path).read_text().strip() if file_path else env.str(name, default="")
+
+
+OIDC_RP_CLIENT_SECRET = _optional_secret("OIDC_RP_CLIENT_SECRET")
+OIDC_ENABLED = bool(OIDC_ISSUER and OIDC_RP_CLIENT_ID)
+if OIDC_ENABLED and not OIDC_RP_CLIENT_SECRET:
+    raise environ.ImproperlyConfigured("OIDC_RP_CLIENT_SECRET (or _FILE) is required with OIDC.")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str(
+    "OIDC_OP_AUTHORIZATION_ENDPOINT", default=f"{OIDC_ISSUER}/authorize"
+)
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default=f"{OIDC_ISSUER}/token")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default=f"{OIDC_ISSUER}/userinfo")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default=f"{OIDC_ISSUER}/jwks")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=10)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+LOGIN_REDIRECT_URL_FAILURE = "login"
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS += ["certconsole.access.sso.OIDCBackend"]
+
+# LDAP / Active Directory (django-auth-ldap): on when AUTH_LDAP_SERVER_URI is set.
+AUTH_LDAP_SERVER_URI = env.str("AUTH_LDAP_SERVER_URI", default="")
+LDAP_ENABLED = bool(AUTH_LDAP_SERVER_URI)
+if LDAP_ENABLED:
+    from certconsole.access.ldap_config import ldap_settings
+
+    vars().update(ldap_settings(env, _optional_secret))
+    AUTHENTICATION_BACKENDS += ["certconsole.access.ldap_auth.LDAPBackend"]

@@ -31,7 +31,8 @@ from deployments import tlsprobe
 from deployments.bundles import bundle_for, intermediates
 from deployments.drivers import Driver, DriverError, PushResult, driver_class, get_driver
 from deployments.models import Binding, Deployment, DeploymentStep, Target
-from inventory.models import Certificate, CertificateVersion
+from inventory.models import Certificate, CertificateVersion, NotificationLog
+from inventory.reminders import notify_event
 
 logger = logging.getLogger(__name__)
 
@@ -480,10 +481,7 @@ def resume_stalled() -> list[int]:
 
 
 def notify_failure(deployment: Deployment) -> None:
-    """Tell the owner an automatic rollout failed. For now only the audit event.
-
-    The reminders issue sends the e-mail from here (certificate.label_owner).
-    """
+    """Tell the certificate's audience an automatic rollout failed: audit event + notice."""
     record(
         None,
         "deployment.failed",
@@ -494,6 +492,16 @@ def notify_failure(deployment: Deployment) -> None:
         trigger=deployment.trigger,
         error=deployment.last_error,
     )
+    certificate = deployment.certificate
+    message = f"Automatic deployment #{deployment.pk} {deployment.get_state_display().lower()}"
+    if deployment.last_error:
+        message += f": {deployment.last_error}"
+    try:
+        notify_event(
+            certificate.project, certificate, NotificationLog.Kind.DEPLOYMENT_FAILED, message
+        )
+    except Exception:  # a notification problem must not hide the failed rollout
+        logger.exception("Could not send the failure notice for deployment %s", deployment.pk)
 
 
 # --- The job body -------------------------------------------------------------------------------

@@ -381,3 +381,155 @@ class StagedUpload(models.Model):
 
     def __str__(self) -> str:
         return f"Staged upload {self.token} by {self.user_id}"
+
+
+def default_thresholds() -> list[int]:
+    return list(NotificationPolicy.DEFAULT_THRESHOLDS)
+
+
+def default_recipient_roles() -> list[str]:
+    return ["projectadmin"]
+
+
+class NotificationPolicy(models.Model):
+    """Who hears about a project's expiring certificates, at which thresholds, and how."""
+
+    DEFAULT_THRESHOLDS = (45, 30, 14, 7, 3, 1, 0)
+    WEEKDAYS = ((0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun"))
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, related_name="notification_policy"
+    )
+    enabled = models.BooleanField(default=True)
+    thresholds = models.JSONField(
+        default=default_thresholds, help_text="Days before expiry; 0 means expired."
+    )
+    notify_owner = models.BooleanField(
+        default=True, help_text="Send to the certificate's owner label when it is an address."
+    )
+    recipient_roles = models.JSONField(default=default_recipient_roles, blank=True)
+    extra_recipients = models.JSONField(default=list, blank=True)
+    email_enabled = models.BooleanField(default=True)
+    webhook_url = models.URLField(max_length=500, blank=True)
+    encrypted_webhook_secret = models.TextField(blank=True, help_text="Fernet token.")
+    quiet_days = models.JSONField(
+        default=list, blank=True, help_text="Weekdays (0 = Monday) on which nothing is sent."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "notification policies"
+
+    def __str__(self) -> str:
+        return f"Notification policy of {self.project}"
+
+    @classmethod
+    def for_project(cls, project) -> "NotificationPolicy":
+        """The project's policy, or the (unsaved) default one."""
+        return cls.objects.filter(project=project).first() or cls(project=project)
+
+    @property
+    def has_webhook_secret(self) -> bool:
+        return bool(self.encrypted_webhook_secret)
+
+    def webhook_secret(self) -> bytes:
+        """The decrypted signing secret, for notify only."""
+        if not self.encrypted_webhook_secret:
+            return b""
+        return keyring.decrypt(self.encrypted_webhook_secret)
+
+    def set_webhook_secret(self, secret: str) -> None:
+        self.encrypted_webhook_secret = keyring.encrypt(secret.encode()) if secret else ""
+
+    def snapshot(self) -> dict:
+        """What the audit log records of the policy (the secret only as present or not)."""
+        return {
+            "enabled": self.enabled,
+            "thresholds": sorted(self.thresholds, reverse=True),
+            "notify_owner": self.notify_owner,
+            "recipient_roles": sorted(self.recipient_roles),
+            "extra_recipients": list(self.extra_recipients),
+            "email_enabled": self.email_enabled,
+            "webhook_url": self.webhook_url,
+            "webhook_secret_set": self.has_webhook_secret,
+            "quiet_days": sorted(self.quiet_days),
+        }
+
+    def change(self, actor, *, webhook_secret: str | None = None, **fields) -> None:
+        """Apply fields (and a new secret unless None), save, and audit before/after."""
+        from certconsole.access.permissions import require
+        from certconsole.audit import record
+
+        require(actor, "project.manage", self.project)
+        before = self.snapshot() if self.pk else None
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.thresholds = sorted({int(t) for t in self.thresholds}, reverse=True)
+        if webhook_secret is not None:
+            self.set_webhook_secret(webhook_secret)
+        with transaction.atomic():
+            self.save()
+            record(
+                actor,
+                "notification_policy.change",
+                self.project,
+                before=before,
+                after=self.snapshot(),
+            )
+
+
+class NotificationLog(models.Model):
+    """One reminder or event to one recipient; its unique row is what makes sending happen once.
+
+    Rows are claimed ("sending") before anything goes out, marked "sent" once the mail server
+    or webhook accepted it, and "failed" otherwise, which the next run claims again.
+    """
+
+    class State(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (retried next run)"
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
+
+    class Kind(models.TextChoices):
+        EXPIRY = "expiry", "Expiry reminder"
+        RENEWAL_FAILED = "renewal_failed", "Renewal failed"
+        DEPLOYMENT_FAILED = "deployment_failed", "Deployment failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    certificate = models.ForeignKey(
+        Certificate, on_delete=models.CASCADE, related_name="notifications"
+    )
+    version = models.ForeignKey(
+        CertificateVersion, null=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.EXPIRY)
+    threshold = models.SmallIntegerField(null=True, blank=True, help_text="Days; None for events.")
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    recipient = models.CharField(max_length=500, help_text="Email address or webhook URL.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.SENDING)
+    claim = models.UUIDField(db_index=True, help_text="The run that claimed the row last.")
+    message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProjectScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Events have no threshold: NULLs never collide, so each event is its own row.
+            models.UniqueConstraint(
+                fields=["version", "threshold", "channel", "recipient"],
+                name="notificationlog_once",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "kind"], name="notificationlog_state")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.certificate_id} to {self.recipient}"

@@ -384,11 +384,13 @@ def test_a_renewed_version_is_deployed_automatically(site, versions, pki, import
 
 
 def test_a_failed_automatic_rollout_is_reported_to_the_owner(
-    tmp_path, site, versions, pki, import_pem
+    tmp_path, site, versions, pki, import_pem, mailoutbox
 ):
     bind(site, versions)
     keyless = new_leaf(pki, days=120)
     certificate = import_pem(keyless.pem + pki.intermediate.pem)  # no key: nginx cannot use it
+    certificate.label_owner = "owner@example.test"
+    certificate.save(update_fields=["label_owner"])
 
     deployment = signals.auto_redeploy(
         None,
@@ -401,6 +403,9 @@ def test_a_failed_automatic_rollout_is_reported_to_the_owner(
     failed = AuditEvent.objects.get(action="deployment.failed")
     assert "no private key" in failed.detail["error"]
     assert site.served("a.test") == versions.v1.sha256
+    [notice] = [m for m in mailoutbox if "owner@example.test" in m.to]
+    body = notice.body
+    assert "Automatic deployment" in body and "no private key" in body
 
 
 def test_versions_without_auto_redeploy_bindings_start_nothing(versions):

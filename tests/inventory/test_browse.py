@@ -321,7 +321,7 @@ def test_list_query_count_does_not_grow_with_rows(
     with CaptureQueriesContext(connection) as captured:
         assert len(names(viewer.get(LIST))) == 5
     five = len(captured)
-    assert 0 < five <= 7
+    assert 0 < five <= 8  # one of them reads the roles (visible_to shares has_perm's cache)
     for i in range(55):
         make_cert(project, f"b{i}", env="prod", revoked=i % 7 == 0)
     reset_queries()
