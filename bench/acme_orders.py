@@ -21,12 +21,13 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
+
+from tests.realservices.http01 import Http01Responder
 
 DEFAULT_N = 50
 WORKER_COUNTS = (1, 2, 4)
@@ -74,31 +75,6 @@ def _summary(durations: list[float], wall: float) -> dict:
 # --- raw acme script ----------------------------------------------------------------------
 
 
-class _Responder:
-    """A bare HTTP-01 responder for the raw script."""
-
-    def __init__(self, port: int):
-        tokens: dict[str, str] = {}
-        self.tokens = tokens
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = tokens.get(self.path.rsplit("/", 1)[-1])
-                self.send_response(200 if body else 404)
-                self.end_headers()
-                self.wfile.write((body or "").encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _raw(pebble, n: int) -> dict:
     import josepy as jose
     from acme import challenges, crypto_util, messages
@@ -111,7 +87,7 @@ def _raw(pebble, n: int) -> dict:
     directory = messages.Directory.from_json(net.get(pebble.directory_url).json())
     acme = acme_client.ClientV2(directory, net=net)
     acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
-    responder = _Responder(pebble.http01_port)
+    responder = Http01Responder(pebble.http01_port)
     durations = []
     start = time.perf_counter()
     try:

@@ -33,6 +33,7 @@ from orders.dcv.delegation import challenge_name
 from orders.dcv.dns_check import check_txt
 from orders.dcv.rfc2136 import Rfc2136Provider
 from tests.realservices import require
+from tests.realservices.http01 import Http01Responder
 from tests.realservices.named import Bind9
 from tests.realservices.pebble import Pebble
 
@@ -63,33 +64,6 @@ def _csr(names: list[str]) -> bytes:
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM)
-
-
-class Http01Server:
-    """Serves key authorizations on the port Pebble's VA connects to."""
-
-    def __init__(self, port: int):
-        tokens: dict[str, str] = {}
-        self.tokens = tokens
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = tokens.get(self.path.rsplit("/", 1)[-1])
-                self.send_response(200 if body else 404)
-                self.end_headers()
-                self.wfile.write((body or "").encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -147,7 +121,7 @@ def _sans(fullchain: bytes) -> list[str]:
     return sorted(ext.get_values_for_type(x509.DNSName))
 
 
-def _http01(client: AcmeClient, server: Http01Server):
+def _http01(client: AcmeClient, server: Http01Responder):
     def solve(authz: AuthzSnapshot, challenge: ChallengeSnapshot) -> None:
         server.tokens[challenge.token] = client.key_authorization(challenge.token)
 
@@ -211,7 +185,7 @@ def test_external_account_binding_is_required_and_checked(tmp_path):
 def test_http01_order_for_two_names_issues_a_chain_that_verifies(tmp_path):
     with require(Pebble, tmp_path, env={"PEBBLE_ALTERNATE_ROOTS": "1"}) as pebble:
         client = _account(pebble)
-        http01 = Http01Server(pebble.http01_port)
+        http01 = Http01Responder(pebble.http01_port)
         try:
             csr = _csr(["a.test", "b.test"])
             order = client.new_order(csr)
@@ -293,7 +267,7 @@ def test_dns01_wildcard_and_apex_through_rfc2136_on_bind(tmp_path):
 def test_authorizations_the_ca_already_holds_valid_are_skipped(tmp_path):
     with require(Pebble, tmp_path, env={"PEBBLE_AUTHZREUSE": "100"}) as pebble:
         client = _account(pebble)
-        http01 = Http01Server(pebble.http01_port)
+        http01 = Http01Responder(pebble.http01_port)
         try:
             _issue(client, ["r.test"], _http01(client, http01), "http-01")
             order = client.new_order(_csr(["r.test"]))
@@ -310,7 +284,7 @@ def test_authorizations_the_ca_already_holds_valid_are_skipped(tmp_path):
 
 def test_revocation_with_a_reason_and_a_second_revocation_is_refused(pebble):
     client = _account(pebble)
-    http01 = Http01Server(pebble.http01_port)
+    http01 = Http01Responder(pebble.http01_port)
     try:
         _, fullchain = _issue(client, ["v.test"], _http01(client, http01), "http-01")
     finally:
@@ -344,7 +318,7 @@ def test_a_wrong_txt_value_fails_permanently_with_the_cas_detail(pebble):
 
 def test_a_ca_outage_is_transient_and_a_new_client_works_after_restart(pebble):
     client = _account(pebble)
-    http01 = Http01Server(pebble.http01_port)
+    http01 = Http01Responder(pebble.http01_port)
     try:
         order = client.new_order(_csr(["o.test"]))
         pebble.stop()
@@ -370,7 +344,7 @@ def test_pebble_defaults_with_nonce_rejection_and_validation_delay(tmp_path):
     # Pebble's own defaults: 5 % of nonces rejected, 0-15 s VA sleep, 50 % authz reuse.
     env = {"PEBBLE_VA_NOSLEEP": None, "PEBBLE_WFE_NONCEREJECT": None, "PEBBLE_AUTHZREUSE": None}
     with require(Pebble, tmp_path, env=env) as pebble:
-        http01 = Http01Server(pebble.http01_port)
+        http01 = Http01Responder(pebble.http01_port)
         try:
 
             def retried(call):  # what the state machine does with transient errors
@@ -429,7 +403,7 @@ def test_ari_certificate_id_matches_the_rfc_example():
 
 def test_renewal_info_reads_the_window_from_the_directorys_renewal_info(tmp_path, pebble):
     client = _account(pebble)
-    http01 = Http01Server(pebble.http01_port)
+    http01 = Http01Responder(pebble.http01_port)
     try:
         _, fullchain = _issue(client, ["ari.test"], _http01(client, http01), "http-01")
     finally:

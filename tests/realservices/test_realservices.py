@@ -6,10 +6,8 @@ import http.client
 import io
 import os
 import smtplib
-import threading
 import time
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dns.query
 import dns.rcode
@@ -29,6 +27,7 @@ from deployments.tlsprobe import probe
 from tests.realservices import ServiceUnavailable, require
 from tests.realservices.certs import make_ca, make_intermediate, make_leaf
 from tests.realservices.haproxy import HAProxy
+from tests.realservices.http01 import Http01Responder
 from tests.realservices.named import Bind9
 from tests.realservices.nginx import Nginx, ServerBlock
 from tests.realservices.pebble import Pebble
@@ -162,33 +161,6 @@ def _acme_client(pebble: Pebble, eab: tuple[str, str] | None = None) -> acme_cli
     return acme
 
 
-class _Http01Responder:
-    """Serves /.well-known/acme-challenge/<token> on the port Pebble's VA connects to."""
-
-    def __init__(self, port: int):
-        tokens: dict[str, str] = {}
-        self.tokens = tokens
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = tokens.get(self.path.rsplit("/", 1)[-1])
-                self.send_response(200 if body else 404)
-                self.end_headers()
-                self.wfile.write((body or "").encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _issue(acme: acme_client.ClientV2, names: list[str], answer) -> list[x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = key.private_bytes(
@@ -212,7 +184,7 @@ def _verify(chain: list[x509.Certificate], root_pem: bytes, name: str) -> None:
 
 def test_pebble_issues_a_certificate_for_two_names_over_http01(tmp_path, fast_acme_polling):
     with require(Pebble, tmp_path) as pebble:
-        responder = _Http01Responder(pebble.http01_port)
+        responder = Http01Responder(pebble.http01_port)
         try:
 
             def answer(acme, authz):
