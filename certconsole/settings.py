@@ -235,6 +235,8 @@ DEPLOY_LOCAL_PROGRAMS = env.list("DEPLOY_LOCAL_PROGRAMS", default=["nginx"])
 DEPLOY_VERIFY_TIMEOUT = env.float("DEPLOY_VERIFY_TIMEOUT", default=15.0)
 DEPLOY_PROBE_TIMEOUT = env.float("DEPLOY_PROBE_TIMEOUT", default=5.0)
 DEPLOY_STALE_AFTER = env.int("DEPLOY_STALE_AFTER", default=600)
+# Webhook targets get a single-use URL to fetch their bundle; it lives this many seconds.
+DEPLOY_BUNDLE_URL_SECONDS = env.int("DEPLOY_BUNDLE_URL_SECONDS", default=600)
 ENDPOINT_CHECK_CONCURRENCY = env.int("ENDPOINT_CHECK_CONCURRENCY", default=32)
 ENDPOINT_CHECK_TIMEOUT = env.float("ENDPOINT_CHECK_TIMEOUT", default=5.0)
 ENDPOINT_CHECK_RETENTION_DAYS = env.int("ENDPOINT_CHECK_RETENTION_DAYS", default=90)

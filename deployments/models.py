@@ -241,3 +241,22 @@ class EndpointCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server_name} @ {self.host}:{self.port} ({'ok' if self.ok else 'failed'})"
+
+
+class BundleGrant(models.Model):
+    """A short-lived, single-use URL from which a webhook receiver fetches one bundle.
+
+    Only the SHA-256 of the token is stored; the token itself travels once, inside the
+    signed webhook notice.
+    """
+
+    step = models.ForeignKey(DeploymentStep, on_delete=models.CASCADE, related_name="grants")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    include_key = models.BooleanField(default=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_from = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Bundle grant for {self.step}"

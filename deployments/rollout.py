@@ -797,11 +797,10 @@ class _Rollout:
 
 
 def fetch_url_for(step: DeploymentStep) -> str | None:
-    """The short-lived, single-use URL a webhook receiver may fetch the bundle from.
+    """The short-lived, single-use URL a webhook receiver may fetch the bundle from."""
+    from deployments.grants import grant_url
 
-    No view serves such URLs yet, so None: the webhook driver sends the PEMs in its body.
-    """
-    return None
+    return grant_url(step)
 
 
 def _mark_deployed(binding: Binding, version: CertificateVersion) -> None:

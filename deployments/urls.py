@@ -29,4 +29,5 @@ urlpatterns = [
     path("endpoints/check/", views.endpoint_check, name="endpoint-check"),
     path("endpoints/new/", views.endpoint_create, name="endpoint-create"),
     path("endpoints/discover/", views.discover, name="discover"),
+    path("fetch/<str:token>/", views.bundle_fetch, name="bundle-fetch"),
 ]

@@ -12,11 +12,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -24,8 +25,9 @@ from certconsole.access.current import current_project
 from certconsole.access.models import Project
 from certconsole.access.permissions import get_object_for_user
 from certconsole.audit import record
+from certconsole.audit.middleware import client_ip
 from certconsole.htmx import is_partial, template_for
-from deployments import discovery, monitoring, rollout
+from deployments import discovery, grants, monitoring, rollout
 from deployments.drivers import DriverError, get_driver
 from deployments.forms import (
     BindingForm,
@@ -572,3 +574,14 @@ def discover(request: HttpRequest) -> HttpResponse:
     counts = {s: sum(r["status"] == s for r in result or []) for s in DISCOVERY_STATUSES}
     context = {"form": form, "result": result, "counts": counts}
     return render(request, "deployments/discover.html", context, status=status)
+
+
+@require_GET
+@never_cache
+def bundle_fetch(request: HttpRequest, token: str) -> HttpResponse:
+    """A webhook receiver fetches its bundle once; the token in the URL is the credential."""
+    try:
+        payload = grants.redeem(token, client_ip(request))
+    except grants.GrantError as exc:
+        return JsonResponse({"error": {"code": exc.status, "message": str(exc)}}, status=exc.status)
+    return JsonResponse(payload)  # never_cache: no-store, private

@@ -108,6 +108,13 @@ def rows(expect):
     deployers_act = dict(members=403, deployer=302, projectadmin=302, superuser=302)
     readers = dict(outsider=404, auditor=403)
     return {
+        # The token in the URL is the only credential: an unknown one is 404 for everyone.
+        "deployments:bundle-fetch": (
+            "get",
+            lambda ctx: ["not-a-token"],
+            None,
+            expect(anonymous=404, outsider=404, members=404, superuser=404),
+        ),
         "deployments:deployment-list": ("get", None, None, expect()),
         "deployments:deployment-detail": ("get", _deployment, None, expect(**readers)),
         "deployments:deployment-continue": (
