@@ -19,7 +19,7 @@ WAVE_SIZE = 10
 
 def run(n: int) -> dict:
     from certconsole.access.models import Project
-    from deployments import rollout
+    from deployments import engine, rollout
     from deployments.bundles import bundle_for
     from deployments.drivers import get_driver
     from deployments.models import Binding, Deployment
@@ -77,7 +77,7 @@ def run(n: int) -> dict:
         deployment = rollout.start_deployment(
             None, certificate, version2, enqueue_job=False, trigger="bench"
         )
-        state = rollout.run_deployment(deployment.pk)
+        state = engine.run_deployment(deployment.pk)
         total = time.perf_counter() - start
 
         served = {probe(HOST, site.port, name).leaf_sha256 for name in names}

@@ -6,14 +6,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from certconsole.audit.context import Source, audit_context
-from deployments import monitoring, rollout
+from deployments import engine, monitoring, rollout
 from deployments.models import EndpointCheck
 
 
 def run_deployment(deployment_id: int) -> str | None:
     """Run or resume one rollout (queue "deploy")."""
     with audit_context(source=Source.JOB, principal="job:deployments.run_deployment"):
-        return rollout.run_deployment(deployment_id)
+        return engine.run_deployment(deployment_id)
 
 
 def check_endpoints_job(project_id: int | None = None) -> dict:

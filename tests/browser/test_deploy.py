@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from deployments import rollout, tlsprobe
+from deployments import engine, rollout, tlsprobe
 from deployments.models import Deployment
 from tests.pki.factory import make_leaf
 from tests.realservices import require
@@ -68,7 +68,7 @@ def test_deployer_deploys_a_renewed_certificate_and_watches_it_succeed(
     expect(progress).to_have_attribute("hx-trigger", "every 2s")
 
     deployment = Deployment.objects.get()
-    assert rollout.run_deployment(deployment.pk) == Deployment.State.SUCCEEDED
+    assert engine.run_deployment(deployment.pk) == Deployment.State.SUCCEEDED
 
     # The page polls by itself: no reload.
     expect(progress).to_contain_text("Succeeded", timeout=15_000)

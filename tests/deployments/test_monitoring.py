@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deployments import jobs, monitoring, rollout
+from deployments import engine, jobs, monitoring, rollout
 from deployments.models import Deployment, DeploymentStep, EndpointCheck, MonitoredEndpoint
 from tests.deployments.nginx_site import (
     HOST,
@@ -98,7 +98,7 @@ def test_a_manual_install_is_confirmed_when_the_live_check_sees_it(site, version
     deployment = rollout.start_deployment(
         None, versions.certificate, versions.v2, enqueue_job=False
     )
-    assert rollout.run_deployment(deployment.pk) == Deployment.State.RUNNING
+    assert engine.run_deployment(deployment.pk) == Deployment.State.RUNNING
     step = deployment.steps.get()
     assert step.state == DeploymentStep.State.AWAITING_LIVE_CHECK
     assert "Install fullchain.pem" in step.summary

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rq import SimpleWorker
 
 from certconsole.audit.models import AuditEvent
-from deployments import rollout, signals
+from deployments import engine, rollout, signals
 from deployments.bundles import bundle_for
 from deployments.drivers import DriverError
 from deployments.models import Binding, Deployment, DeploymentStep
@@ -65,7 +65,7 @@ def deploy(versions, version, **options) -> Deployment:
     deployment = rollout.start_deployment(
         None, versions.certificate, version, enqueue_job=False, **options
     )
-    rollout.run_deployment(deployment.pk)
+    engine.run_deployment(deployment.pk)
     deployment.refresh_from_db()
     return deployment
 
@@ -220,7 +220,7 @@ def test_rollback_redeploys_the_previous_version_verified(site, versions, person
     deployment = rollout.rollback_certificate(
         personas["deployer"], versions.certificate, "clients fail", enqueue_job=False
     )
-    rollout.run_deployment(deployment.pk)
+    engine.run_deployment(deployment.pk)
     deployment.refresh_from_db()
 
     assert deployment.is_rollback and deployment.version == versions.v1
@@ -244,7 +244,7 @@ def test_a_paused_rollout_waits_between_waves_for_continue(site, versions, perso
     assert states(deployment) == [Step.DONE, Step.WAITING]
 
     rollout.continue_deployment(personas["deployer"], deployment, enqueue_job=False)
-    assert rollout.run_deployment(deployment.pk) == State.SUCCEEDED
+    assert engine.run_deployment(deployment.pk) == State.SUCCEEDED
     assert states(deployment) == [Step.DONE, Step.DONE]
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"deployment.pause", "deployment.continue", "deployment.finish"} <= actions
@@ -262,14 +262,14 @@ def test_a_rollout_abandoned_by_a_killed_worker_is_resumed_and_a_live_one_is_not
         state=State.RUNNING, current_wave=1, heartbeat_at=timezone.now()
     )
     deployment.steps.update(state=Step.PUSHING, attempts=1)
-    assert rollout.run_deployment(deployment.pk) is None  # heartbeat still fresh
+    assert engine.run_deployment(deployment.pk) is None  # heartbeat still fresh
 
     settings.DEPLOY_STALE_AFTER = 60
     Deployment.objects.filter(pk=deployment.pk).update(
         heartbeat_at=timezone.now() - timedelta(minutes=5)
     )
     assert rollout.resume_stalled() == [deployment.pk]  # enqueued (after commit)
-    assert rollout.run_deployment(deployment.pk) == State.SUCCEEDED
+    assert engine.run_deployment(deployment.pk) == State.SUCCEEDED
     assert deployment.steps.get().attempts == 2
     assert site.served("a.test") == versions.v2.sha256
     assert AuditEvent.objects.filter(action="deployment.resume").count() == 1
@@ -285,7 +285,7 @@ def test_a_second_rollout_of_the_same_bindings_is_refused_until_the_first_ends(
     rollout.cancel_deployment(personas["deployer"], first, "wrong day")
     first.refresh_from_db()
     assert first.state == State.CANCELLED and states(first) == [Step.SKIPPED]
-    assert rollout.run_deployment(first.pk) is None
+    assert engine.run_deployment(first.pk) is None
     rollout.start_deployment(None, versions.certificate, versions.v2, enqueue_job=False)
 
 
@@ -297,7 +297,7 @@ def test_a_cancel_while_running_stops_before_the_next_binding(
     deployment = rollout.start_deployment(
         None, versions.certificate, versions.v2, enqueue_job=False
     )
-    verify = rollout.verify_binding
+    verify = engine.verify_binding
 
     def verify_then_cancel(binding, version, **kwargs):
         problem = verify(binding, version, **kwargs)
@@ -305,9 +305,9 @@ def test_a_cancel_while_running_stops_before_the_next_binding(
             rollout.cancel_deployment(personas["deployer"], deployment, "a person clicked cancel")
         return problem
 
-    monkeypatch.setattr(rollout, "verify_binding", verify_then_cancel)
+    monkeypatch.setattr(engine, "verify_binding", verify_then_cancel)
 
-    assert rollout.run_deployment(deployment.pk) == State.CANCELLED
+    assert engine.run_deployment(deployment.pk) == State.CANCELLED
     assert states(deployment) == [Step.DONE, Step.SKIPPED]
     deployment.refresh_from_db()
     assert deployment.state == State.CANCELLED
@@ -398,7 +398,7 @@ def test_a_failed_automatic_rollout_is_reported_to_the_owner(
         version_id=certificate.current_version_id,
         previous_version_id=versions.v2.pk,
     )
-    assert rollout.run_deployment(deployment.pk) == State.FAILED
+    assert engine.run_deployment(deployment.pk) == State.FAILED
 
     failed = AuditEvent.objects.get(action="deployment.failed")
     assert "no private key" in failed.detail["error"]

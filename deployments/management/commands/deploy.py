@@ -9,7 +9,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from certconsole.audit.context import cli_context
-from deployments import rollout
+from deployments import engine, rollout
 from deployments.models import Deployment
 from inventory.management.commands.export_cert import find_certificate
 
@@ -55,7 +55,7 @@ class Command(BaseCommand):
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             if options["wait"]:
-                rollout.run_deployment(deployment.pk)
+                engine.run_deployment(deployment.pk)
         deployment.refresh_from_db()
         report = rollout.deployment_as_json(deployment)
         if options["json"]:
