@@ -55,4 +55,11 @@ SCHEDULE: tuple[Periodic, ...] = (
         cron="23 * * * *",
         description="Start renewal orders for certificates that are due.",
     ),
+    Periodic(
+        name="ca-crls",
+        func="orders.jobs.regenerate_crls",
+        queue="default",
+        cron="41 2 * * *",
+        description="Re-sign the CRL of every private CA (they are also re-signed on revoke).",
+    ),
 )

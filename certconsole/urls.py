@@ -1,9 +1,9 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from certconsole import health, views
 from certconsole.access import security_views, sso
-from orders import http01
+from orders import ca_views, http01
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -27,6 +27,7 @@ urlpatterns = [
     path("orders/", include("orders.urls")),
     path(".well-known/acme-challenge/<str:token>", http01.acme_challenge, name="acme-challenge"),
     path("deployments/", include("deployments.urls")),
+    re_path(r"^ca/(?P<pk>\d+)/crl\.(?P<ext>pem|crl)$", ca_views.ca_crl, name="ca-crl"),
     # Sign-in security (issue 9): second factors, SSO, sessions, group mappings.
     path("accounts/mfa/verify/", security_views.mfa_verify, name="mfa-verify"),
     path("accounts/mfa/confirm/", security_views.mfa_confirm, name="mfa-confirm"),

@@ -8,7 +8,7 @@ from inventory.forms_upload import parse_label
 from inventory.models import Certificate
 from orders.domains import normalize_domains, requires_dns01
 from orders.issuance import REVOCATION_REASONS, OrderError, csr_names
-from orders.models import KEY_TYPES, AcmeAccount, DnsProvider, OrderPolicy
+from orders.models import KEY_TYPES, AcmeAccount, DnsProvider, IssuanceProfile, Order, OrderPolicy
 
 HTTP01 = "http-01"
 DNS01_MANUAL = "dns-01"
@@ -26,6 +26,29 @@ def method_choices(project) -> list[tuple[str, str]]:
     return choices
 
 
+EXTERNAL = "external"
+VALIDATION_LEVELS = [
+    ("DV", "DV — domain validated"),
+    ("OV", "OV — organisation validated"),
+    ("EV", "EV — extended validation"),
+]
+COVERAGES = [("single", "Single name"), ("san", "Several names (SAN)"), ("wildcard", "Wildcard")]
+
+
+def issuer_choices(project) -> list[tuple[str, str]]:
+    """ACME accounts (value: the pk), private CA profiles ("profile:pk"), an external CA."""
+    choices = [(str(a.pk), f"{a.name} (ACME)") for a in AcmeAccount.objects.filter(project=project)]
+    profiles = IssuanceProfile.objects.filter(
+        ca__project=project, ca__status="active"
+    ).select_related("ca")
+    choices += [
+        (f"profile:{p.pk}", f"{p.ca.name} — profile {p.name} (private CA, issued at once)")
+        for p in profiles
+    ]
+    choices.append((EXTERNAL, "An external CA without ACME (CSR; OV/EV)"))
+    return choices
+
+
 def method_of(choice: str) -> dict:
     """ "dns-01:7" → {"method": "dns-01", "dns_provider": 7}."""
     method, _, provider = choice.partition(":")
@@ -33,10 +56,10 @@ def method_of(choice: str) -> dict:
 
 
 class OrderForm(forms.Form):
-    account = forms.ModelChoiceField(
-        queryset=AcmeAccount.objects.none(),
-        label="Issuer (ACME account)",
-        empty_label=None,
+    account = forms.ChoiceField(
+        label="Issuer",
+        help_text="An ACME account, a profile of a private CA of the project, or an external "
+        "CA that signs a CSR (certificate signing request) you submit yourself.",
     )
     domains = forms.CharField(
         label="Domain names",
@@ -46,6 +69,7 @@ class OrderForm(forms.Form):
         "alternative name) of the certificate; “*.example.com” is a wildcard.",
     )
     method = forms.ChoiceField(
+        required=False,
         label="Domain validation (DCV)",
         help_text="How you prove to the CA that you control the names.",
     )
@@ -84,11 +108,52 @@ class OrderForm(forms.Form):
         help_text="With a CSR (certificate signing request) the private key never enters the "
         "console; the names come from the CSR when you give none above.",
     )
+    days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Validity in days (private CA)",
+        help_text="Empty: the longest the profile allows.",
+    )
+    external_ca = forms.CharField(
+        required=False, max_length=100, label="External CA name", help_text="External CA only."
+    )
+    validation = forms.ChoiceField(
+        required=False,
+        choices=VALIDATION_LEVELS,
+        initial="DV",
+        label="Product (validation level)",
+    )
+    coverage = forms.ChoiceField(
+        required=False, choices=COVERAGES, initial="san", label="Product (names)"
+    )
+    org_o = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Organisation (O)",
+        help_text="OV/EV: the organisation details the CA checks; they go into the CSR.",
+    )
+    org_ou = forms.CharField(required=False, max_length=64, label="Organisational unit (OU)")
+    org_l = forms.CharField(required=False, max_length=128, label="Locality (L)")
+    org_st = forms.CharField(required=False, max_length=128, label="State or province (ST)")
+    org_c = forms.CharField(
+        required=False, min_length=2, max_length=2, label="Country code (C)", help_text="E.g. DE."
+    )
+
+    EXTERNAL_FIELDS = (
+        "external_ca",
+        "validation",
+        "coverage",
+        "org_o",
+        "org_ou",
+        "org_l",
+        "org_st",
+        "org_c",
+    )
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
         self.project = project
-        self.fields["account"].queryset = AcmeAccount.objects.filter(project=project)
+        self.fields["account"].choices = issuer_choices(project)
         self.fields["certificate"].queryset = (
             Certificate.objects.filter(project=project).only("id", "name").order_by("name")
         )
@@ -117,14 +182,45 @@ class OrderForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
         return text.encode() + b"\n"
 
+    def main_fields(self) -> list:
+        return [field for field in self if field.name not in self.EXTERNAL_FIELDS]
+
+    def external_fields(self) -> list:
+        return [self[name] for name in self.EXTERNAL_FIELDS]
+
+    def clean_account(self) -> dict:
+        """The issuer as create_order's kind, account and profile."""
+        value = self.cleaned_data["account"]
+        if value == EXTERNAL:
+            return {"kind": Order.Kind.EXTERNAL_CSR, "account": None, "profile": None}
+        if value.startswith("profile:"):
+            profile = IssuanceProfile.objects.filter(
+                ca__project=self.project, pk=value.partition(":")[2]
+            ).first()
+            return {"kind": Order.Kind.PRIVATE_CA, "account": None, "profile": profile}
+        account = AcmeAccount.objects.get(project=self.project, pk=value)
+        return {"kind": Order.Kind.ACME, "account": account, "profile": None}
+
     def clean_domains(self) -> list[str]:
-        names, errors = normalize_domains(self.cleaned_data["domains"])
+        raw = self.cleaned_data["domains"]
+        if str(self.data.get(self.add_prefix("account"), "")).startswith("profile:"):
+            from orders.private_ca import normalize_names
+
+            names, errors = normalize_names(raw)  # a private CA may sign localhost
+        else:
+            names, errors = normalize_domains(raw)
         if errors:
             raise forms.ValidationError(errors)
         return names
 
     def clean(self):
         data = super().clean()
+        issuer = data.get("account") or {}
+        if issuer.get("kind") == Order.Kind.EXTERNAL_CSR:
+            if data.get("validation") in ("OV", "EV") and not data.get("org_o"):
+                self.add_error("org_o", "An OV or EV certificate needs the organisation's name.")
+            if not data.get("external_ca"):
+                self.add_error("external_ca", "Name the CA you will submit the CSR to.")
         names = data.get("domains") or []
         if data.get("csr") and "domains" in data:
             csr = [n for n in self.csr_names]
@@ -134,7 +230,10 @@ class OrderForm(forms.Form):
                 self.add_error("csr", "The CSR asks for other names than the list above.")
         if not names and "domains" in data and not self.errors.get("csr"):
             self.add_error("domains", "Give at least one domain name.")
-        data["methods"] = self._methods(names, data.get("method"), data.get("overrides", ""))
+        if issuer.get("kind", Order.Kind.ACME) == Order.Kind.ACME:
+            data["methods"] = self._methods(names, data.get("method"), data.get("overrides", ""))
+        else:
+            data["methods"] = {}
         return data
 
     def _methods(self, names: list[str], default: str | None, overrides: str) -> dict:
@@ -160,10 +259,28 @@ class OrderForm(forms.Form):
             methods[name] = method_of(choice)
         return methods
 
+    def external_details(self) -> dict:
+        data = self.cleaned_data
+        organization = {
+            key: data.get(f"org_{key.lower()}", "").strip()
+            for key in ("O", "OU", "L", "ST", "C")
+            if data.get(f"org_{key.lower()}", "").strip()
+        }
+        return {
+            "ca_name": data.get("external_ca", "").strip(),
+            "validation": data.get("validation") or "DV",
+            "coverage": data.get("coverage") or "san",
+            "organization": organization if data.get("validation") in ("OV", "EV") else {},
+        }
+
     def order_kwargs(self) -> dict:
         data = self.cleaned_data
+        issuer = data["account"]
+        kind = issuer["kind"]
         return {
-            "account": data["account"],
+            **issuer,
+            "external": self.external_details() if kind == Order.Kind.EXTERNAL_CSR else None,
+            "days": data.get("days") if kind == Order.Kind.PRIVATE_CA else None,
             "domains": data["domains"],
             "methods": data["methods"],
             "key_type": data["key_type"],

@@ -2,6 +2,8 @@
 
     draft → awaiting_approval → pending_validation → validating → ready → issuing → issued
                                                                        ↘ failed | cancelled
+    private CA:   draft → (awaiting_approval) → issuing → issued   (signed at once, no worker)
+    external CA:  draft → (awaiting_approval) → submitted → issued (the user uploads the cert)
 
 People move an order with create_order / approve / reject / cancel / submit_challenge; a
 worker moves it with advance(order_id), which claims the order (a lease on the row),
@@ -37,12 +39,14 @@ from certconsole.audit import record
 from inventory.models import Certificate, CertificateVersion, IssuerCertificate
 from inventory.pki import keys as pki_keys
 from orders.acme.errors import AcmeError
+from orders.ca import CaError
 from orders.dcv import DcvError
 from orders.models import (
     AcmeAccount,
     Authorization,
     Challenge,
     DnsProvider,
+    IssuanceProfile,
     Order,
     OrderEvent,
     OrderPolicy,
@@ -120,13 +124,29 @@ def _kick(order: Order) -> None:
 # --- People's actions ---------------------------------------------------------------------
 
 
-def build_csr(key, domains: list[str]) -> bytes:
-    """A CSR for domains (the first as CN when it fits) signed with key."""
+# Organisation details an OV/EV CA asks for → the CSR subject attribute that carries them.
+ORGANIZATION_OIDS = {
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "C": NameOID.COUNTRY_NAME,
+}
+
+
+def build_csr(key, domains: list[str], organization: dict | None = None) -> bytes:
+    """A CSR for domains (the first as CN when it fits) signed with key; organisation details
+    (O, OU, L, ST, C) go into the subject for OV/EV products."""
     builder = x509.CertificateSigningRequestBuilder()
+    attributes = [
+        x509.NameAttribute(ORGANIZATION_OIDS[k], v)
+        for k, v in (organization or {}).items()
+        if v and k in ORGANIZATION_OIDS
+    ]
     if len(domains[0]) <= 64:
-        builder = builder.subject_name(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])])
-        )
+        attributes.insert(0, x509.NameAttribute(NameOID.COMMON_NAME, domains[0]))
+    if attributes:
+        builder = builder.subject_name(x509.Name(attributes))
     builder = builder.add_extension(
         x509.SubjectAlternativeName([x509.DNSName(d) for d in domains]), critical=False
     )
@@ -153,7 +173,7 @@ def create_order(
     actor,
     project,
     *,
-    account: AcmeAccount,
+    account: AcmeAccount | None = None,
     domains: list[str],
     methods: dict | None = None,
     key_type: str = "ec-p256",
@@ -164,16 +184,31 @@ def create_order(
     private_key=None,
     is_renewal: bool = False,
     submit_when_dns_ok: bool = False,
+    kind: str = Order.Kind.ACME,
+    profile: IssuanceProfile | None = None,
+    external: dict | None = None,
+    days: int | None = None,
 ) -> Order:
-    """Create an order; it waits for approval when the project says so, else starts."""
+    """Create an order; it waits for approval when the project says so, else starts.
+
+    kind "acme" needs an account, "private_ca" a profile of a CA of the project (signed at
+    once), "external_csr" the external CA's details (the order waits for the certificate).
+    """
     require(actor, "certificate.renew" if is_renewal else "order.create", project)
-    if account.project_id != project.pk:
+    if kind == Order.Kind.ACME and account is None:
+        raise OrderError("Choose an issuer.")
+    if account is not None and account.project_id != project.pk:
         raise OrderError("That ACME account belongs to another project.")
+    if kind == Order.Kind.PRIVATE_CA and (profile is None or profile.ca.project_id != project.pk):
+        raise OrderError("Choose a profile of one of this project's private CAs.")
     if certificate is not None and certificate.project_id != project.pk:
         raise OrderError("That certificate belongs to another project.")
     if not domains:
         raise OrderError("Give at least one domain name.")
-    methods = {name: (methods or {}).get(name) or _default_method(name) for name in domains}
+    if kind == Order.Kind.ACME:
+        methods = {name: (methods or {}).get(name) or _default_method(name) for name in domains}
+    else:
+        methods = {}
     for name, choice in methods.items():
         if name.startswith("*.") and choice["method"] != "dns-01":
             raise OrderError(f"{name}: a wildcard can only be validated with DNS-01.")
@@ -182,12 +217,17 @@ def create_order(
         from certconsole import keyring
 
         key = private_key or pki_keys.generate_private_key(key_type)
-        csr_pem = build_csr(key, domains)
+        csr_pem = build_csr(key, domains, (external or {}).get("organization"))
         encrypted_key = keyring.encrypt(pki_keys.private_key_pem(key))
     with transaction.atomic():
         order = Order.objects.create(
             project=project,
-            account=account,
+            kind=kind,
+            account=account if kind == Order.Kind.ACME else None,
+            ca=profile.ca if profile is not None else None,
+            profile=profile,
+            external=external or {},
+            days=days,
             certificate=certificate,
             certificate_name=certificate_name,
             domains=domains,
@@ -213,11 +253,81 @@ def create_order(
                 "Waiting for a ProjectAdmin other than the requester to approve.",
             )
         else:
-            _transition(
-                order, State.DRAFT, State.PENDING_VALIDATION, actor, "Order sent to the queue."
-            )
-            _kick(order)
+            _start(order, actor, State.DRAFT, "Order started.")
     return order
+
+
+def _start(order: Order, actor, from_state: str, message: str, **fields) -> bool:
+    """Send an order on once it needs no approval: an ACME order to the worker; a private CA
+    signs at once; an external CA order waits for the certificate. False if it had moved."""
+    if order.kind == Order.Kind.PRIVATE_CA:
+        note = f"{message} Signing with the private CA {order.ca}."
+        if not _transition(order, from_state, State.ISSUING, actor, note, **fields):
+            return False
+        _issue_private(order)
+        return True
+    if order.kind == Order.Kind.EXTERNAL_CSR:
+        ca_name = order.external.get("ca_name") or "the CA"
+        note = (
+            f"{message} Next: download the CSR, submit it to {ca_name}, then upload the "
+            "certificate it issues to this order."
+        )
+        return _transition(order, from_state, State.SUBMITTED, actor, note, **fields)
+    if not _transition(order, from_state, State.PENDING_VALIDATION, actor, message, **fields):
+        return False
+    _kick(order)
+    return True
+
+
+def _issue_private(order: Order) -> None:
+    """Sign the order with its private CA and store the result; a refusal fails the order."""
+    from inventory.models import Source
+    from orders import private_ca
+
+    try:
+        with transaction.atomic():
+            fullchain = private_ca.sign_order(order)
+            _store_certificate(order, fullchain, source=Source.PRIVATE_CA)
+    except (CaError, AcmeError) as exc:
+        _fail(order, f"The private CA refused: {exc}")
+
+
+def attach_external_certificate(
+    actor, order: Order, filename: str, data: bytes, password: bytes | None = None
+) -> CertificateVersion:
+    """The external CA's certificate for an order's CSR: matched to the key by SPKI, the chain
+    completed from the pool, stored as the order's version. OrderError says why not."""
+    from inventory.importing import plan_file
+    from inventory.models import Source
+    from orders.ca import read_csr
+
+    require(actor, "order.create", order)
+    if order.kind != Order.Kind.EXTERNAL_CSR or order.state != State.SUBMITTED:
+        raise OrderError("This order is not waiting for a certificate from an external CA.")
+    plan = plan_file(None, order.project, filename, data, password)
+    if plan.error:
+        raise OrderError(f"The file could not be read: {plan.error}")
+    wanted = pki_keys.spki_sha256(read_csr(order.csr_pem).public_key)
+    leaves = [p for p in plan.certificates if p.info.spki_sha256 == wanted]
+    if not leaves:
+        found = ", ".join(p.info.spki_sha256[:16] + "…" for p in plan.certificates) or "none"
+        raise OrderError(
+            "This certificate does not match the order's key: it was issued for another CSR "
+            f"(the order's public key SHA-256 is {wanted[:16]}…, the file has {found}). "
+            "Upload the certificate the CA issued for this order's CSR."
+        )
+    leaf = leaves[0].cert
+    fullchain = leaf.public_bytes(serialization.Encoding.PEM) + b"".join(
+        c.public_bytes(serialization.Encoding.PEM) for c in plan.cas
+    )
+    with transaction.atomic():
+        event(order, "upload", f"Certificate uploaded ({filename}): it matches the order's key.")
+        record(actor, "order.upload_certificate", order, file=filename)
+        _store_certificate(order, fullchain, source=Source.EXTERNAL_CSR, from_state=State.SUBMITTED)
+    order.refresh_from_db()
+    if order.state != State.ISSUED:
+        raise OrderError(order.last_error or "The certificate could not be stored.")
+    return order.issued_version
 
 
 def _default_method(name: str) -> dict:
@@ -230,17 +340,15 @@ def approve(actor, order: Order, reason: str) -> None:
     if actor is not None and actor.pk == order.requested_by_id:
         raise PermissionDenied("Someone other than the requester must approve this order.")
     with transaction.atomic():
-        if not _transition(
+        if not _start(
             order,
-            State.AWAITING_APPROVAL,
-            State.PENDING_VALIDATION,
             actor,
+            State.AWAITING_APPROVAL,
             f"Approved by {actor.get_username() if actor else 'the console'}: {reason}",
             approved_by=actor,
         ):
             raise OrderError("This order is not waiting for approval.")
         record(actor, "order.approve", order, reason=reason)
-        _kick(order)
 
 
 def reject(actor, order: Order, reason: str) -> None:
@@ -265,7 +373,7 @@ def cancel(actor, order: Order, reason: str = "") -> None:
     require(actor, "order.cancel", order)
     who = actor.get_username() if actor else "the console"
     with transaction.atomic():
-        for state in (State.DRAFT, State.AWAITING_APPROVAL, *Order.WORKER_STATES):
+        for state in (State.DRAFT, State.AWAITING_APPROVAL, State.SUBMITTED, *Order.WORKER_STATES):
             if _transition(
                 order, state, State.CANCELLED, actor, f"Cancelled by {who}. {reason}".strip()
             ):
@@ -558,6 +666,9 @@ def _step_ready(order: Order, deadline: float) -> bool:
 
 
 def _step_issuing(order: Order, deadline: float) -> bool:
+    if order.kind == Order.Kind.PRIVATE_CA:  # a request stopped between the two steps
+        _issue_private(order)
+        return False
     client = _client(order)
     interval = _setting("ACME_POLL_INTERVAL", 1.0)
     while True:
@@ -566,7 +677,9 @@ def _step_issuing(order: Order, deadline: float) -> bool:
             snapshot = client.finalize(order.acme_order_url, order.csr_pem.encode())
         if snapshot.status == "valid" and snapshot.certificate_url:
             download = client.download_certificate(snapshot)
-            _store_certificate(order, download)
+            _store_certificate(
+                order, download.fullchain_pem, alternates=[a.decode() for a in download.alternates]
+            )
             return False
         if snapshot.status == "invalid":
             _fail(order, snapshot.failure().message)
@@ -605,14 +718,22 @@ def _with_pool_issuers(fullchain: bytes) -> bytes:
     return fullchain.rstrip() + b"\n" + extra
 
 
-def _store_certificate(order: Order, download) -> None:
+def _store_certificate(
+    order: Order,
+    fullchain_pem: bytes,
+    *,
+    source: str = "acme",
+    alternates: list[str] | None = None,
+    from_state: str = State.ISSUING,
+) -> None:
+    """Import the issued chain (and the order's key) into the inventory; the order is issued."""
     from inventory.importing import apply_plan, plan_file
 
-    data = _with_pool_issuers(download.fullchain_pem)
+    data = _with_pool_issuers(fullchain_pem)
     key_pem = order.private_key_pem()
     if key_pem:
         data += key_pem
-    leaf = x509.load_pem_x509_certificate(download.fullchain_pem)
+    leaf = x509.load_pem_x509_certificate(fullchain_pem)
     sha256 = leaf.fingerprint(hashes.SHA256()).hex()
     name = order.certificate.name if order.certificate else (order.certificate_name or None)
     with transaction.atomic():
@@ -623,7 +744,7 @@ def _store_certificate(order: Order, download) -> None:
             plan,
             name=name,
             labels=dict(order.labels),
-            source="acme",
+            source=source,
         )
         if result.status == "rejected":
             raise AcmeError(f"The issued certificate was refused: {result.error}", permanent=True)
@@ -634,14 +755,14 @@ def _store_certificate(order: Order, download) -> None:
             )
         if not _transition(
             order,
-            State.ISSUING,
+            from_state,
             State.ISSUED,
             None,
             f"Issued: serial {version.serial}, SHA-256 {version.sha256}.",
             issued_version=version,
             certificate=version.certificate,
             encrypted_private_key="",
-            alternate_chains=[a.decode() for a in download.alternates],
+            alternate_chains=alternates or [],
             next_attempt_at=None,
             last_error="",
         ):
@@ -785,13 +906,24 @@ def revoke_version(actor, version: CertificateVersion, reason_code: int, reason:
     require(actor, "certificate.revoke", version.certificate)
     if version.status == CertificateVersion.Status.REVOKED:
         raise OrderError("This version is already revoked.")
-    order = Order.objects.filter(issued_version=version).select_related("account").first()
+    order = Order.objects.filter(issued_version=version).select_related("account", "ca").first()
+    label = dict(REVOCATION_REASONS).get(reason_code, str(reason_code))
+    if order is not None and order.kind == Order.Kind.PRIVATE_CA:
+        from orders import private_ca
+
+        with transaction.atomic():
+            private_ca.revoke(actor, order.ca, version, reason_code, reason)
+            _mark_revoked(actor, version, label, reason_code, reason)
+        return
     account = order.account if order else None
     if account is None:
-        raise OrderError("This version was not issued by an ACME account of the console.")
+        raise OrderError("This version was not issued by an ACME account or a CA of the console.")
     cert_pem = version.to_x509().public_bytes(serialization.Encoding.PEM)
     account.client().revoke(cert_pem, reason_code)
-    label = dict(REVOCATION_REASONS).get(reason_code, str(reason_code))
+    _mark_revoked(actor, version, label, reason_code, reason)
+
+
+def _mark_revoked(actor, version: CertificateVersion, label: str, reason_code: int, reason: str):
     with transaction.atomic():
         CertificateVersion.objects.filter(pk=version.pk).update(
             status=CertificateVersion.Status.REVOKED,

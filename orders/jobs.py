@@ -32,3 +32,11 @@ def renew_due() -> list[int]:
 
     with _job("renew_due"):
         return [order.pk for order in renewal.renew_due()]
+
+
+def regenerate_crls() -> int:
+    """Re-sign the CRL of every active private CA (daily; revocations re-sign at once)."""
+    from orders import private_ca
+
+    with _job("regenerate_crls"):
+        return private_ca.regenerate_all()

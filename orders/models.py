@@ -1,4 +1,5 @@
-"""ACME accounts, DNS providers, orders with their authorizations and challenges, renewal policies.
+"""ACME accounts, private CAs, DNS providers, orders with their authorizations and challenges,
+renewal policies.
 
 State changes of an order live in orders/issuance.py (one place for every transition);
 the rows here hold the state and the rules that need no CA.
@@ -156,6 +157,166 @@ class AcmeAccount(models.Model):
         return AcmeClient(self.config(), self.account_key_pem(), self.account_uri)
 
 
+class CertificateAuthority(models.Model):
+    """A private CA of a project: a root, or an intermediate under a console CA or an external root.
+
+    The key is an inventory PrivateKey (encrypted with the keyring like every key); what it
+    signs goes through orders/private_ca.py, which audits every signature.
+    """
+
+    class Status(models.TextChoices):
+        PENDING_CSR = "pending_csr", "Waiting for the signed certificate"
+        ACTIVE = "active", "Active"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="cas")
+    name = models.CharField(max_length=100)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    external_chain_pem = models.TextField(
+        blank=True, help_text="The external issuer's chain up to its root (PEM), nearest first."
+    )
+    csr_pem = models.TextField(blank=True)
+    cert_der = models.BinaryField(null=True, blank=True)
+    private_key = models.ForeignKey(
+        "inventory.PrivateKey", on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    subject = models.TextField()
+    key_type = models.CharField(max_length=20)
+    path_length = models.PositiveIntegerField(null=True, blank=True)
+    permitted_dns = models.JSONField(default=list, blank=True)
+    excluded_dns = models.JSONField(default=list, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    next_crl_number = models.PositiveBigIntegerField(default=1)
+    crl_der = models.BinaryField(null=True, blank=True)
+    crl_generated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ProjectScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "certificate authority"
+        verbose_name_plural = "certificate authorities"
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="ca_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("orders:ca-detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def kind(self) -> str:
+        if self.parent_id:
+            return "Intermediate (console CA)"
+        if self.external_chain_pem or self.status == self.Status.PENDING_CSR:
+            return "Intermediate (external root)"
+        return "Root"
+
+    def cert(self):
+        """The CA certificate (None while it waits for the external root's signature)."""
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(bytes(self.cert_der)) if self.cert_der else None
+
+    def chain(self) -> list:
+        """The issuers above this CA, nearest first, up to the root ([] for a root)."""
+        if self.parent_id:
+            return [self.parent.cert(), *self.parent.chain()]
+        if self.external_chain_pem:
+            from inventory.pki.parse import parse_bundle
+
+            return parse_bundle(self.external_chain_pem.encode()).certificates
+        return []
+
+    def material(self):
+        """The CaMaterial the pure core signs with (decrypts the key: callers audit)."""
+        from orders.ca import CaMaterial
+
+        return CaMaterial(self.cert(), self.private_key.unseal(), self.chain())
+
+    def crl_url(self) -> str | None:
+        """The CRL distribution point written into issued certificates, when a base URL is set."""
+        base = getattr(settings, "CERTCONSOLE_BASE_URL", "")
+        if not base:
+            return None
+        return base.rstrip("/") + reverse("ca-crl", args=[self.pk, "crl"])
+
+
+class IssuanceProfile(models.Model):
+    """What one private CA may issue: usage, allowed domains, longest validity, SAN types."""
+
+    class Usage(models.TextChoices):
+        SERVER = "server", "Server TLS"
+        CLIENT = "client", "Client TLS (mTLS)"
+        BOTH = "both", "Server and client TLS"
+
+    ca = models.ForeignKey(CertificateAuthority, on_delete=models.CASCADE, related_name="profiles")
+    name = models.CharField(max_length=100)
+    usage = models.CharField(max_length=10, choices=Usage.choices, default=Usage.SERVER)
+    allowed_domains = models.JSONField(default=list, blank=True)
+    max_days = models.PositiveIntegerField(default=397)
+    san_types = models.JSONField(default=list, blank=True)
+    allow_wildcards = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["ca__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["ca", "name"], name="profile_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.ca.name} — {self.name}"
+
+    @property
+    def project_id(self) -> int:
+        return self.ca.project_id
+
+    def spec(self):
+        """The pure-core Profile (orders.ca.Profile) this row describes."""
+        from orders.ca import Profile
+
+        return Profile(
+            name=self.name,
+            usage=self.usage,
+            allowed_domains=list(self.allowed_domains) or ["*"],
+            max_days=self.max_days,
+            san_types=set(self.san_types or ["dns"]),
+            allow_wildcards=self.allow_wildcards,
+        )
+
+
+class CaRevocation(models.Model):
+    """A certificate a private CA revoked: listed in that CA's CRL from then on."""
+
+    ca = models.ForeignKey(
+        CertificateAuthority, on_delete=models.CASCADE, related_name="revocations"
+    )
+    serial = models.CharField(max_length=100, help_text="Hex, as the inventory shows it.")
+    revoked_at = models.DateTimeField()
+    reason = models.CharField(max_length=40, default="unspecified")
+    version = models.ForeignKey(
+        CertificateVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-revoked_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["ca", "serial"], name="carevocation_unique_serial")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.serial} revoked by {self.ca}"
+
+
 class DnsProvider(models.Model):
     """Where DNS-01 TXT records go: by hand, RFC 2136 (TSIG), or a dns-lexicon provider."""
 
@@ -251,7 +412,12 @@ class OrderQuerySet(ProjectScopedQuerySet):
 
 
 class Order(models.Model):
-    """A request for a certificate from an ACME CA, driven by orders.issuance."""
+    """A request for a certificate from an ACME CA, a private CA or an external CA (CSR)."""
+
+    class Kind(models.TextChoices):
+        ACME = "acme", "ACME"
+        PRIVATE_CA = "private_ca", "Private CA"
+        EXTERNAL_CSR = "external_csr", "External CA (CSR)"
 
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -260,6 +426,7 @@ class Order(models.Model):
         VALIDATING = "validating", "Validating"
         READY = "ready", "Ready"
         ISSUING = "issuing", "Issuing"
+        SUBMITTED = "submitted", "Submitted to CA"
         ISSUED = "issued", "Issued"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
@@ -269,8 +436,26 @@ class Order(models.Model):
     WORKER_STATES = (State.PENDING_VALIDATION, State.VALIDATING, State.READY, State.ISSUING)
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="orders")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.ACME)
     account = models.ForeignKey(
-        AcmeAccount, on_delete=models.PROTECT, related_name="orders", verbose_name="issuer"
+        AcmeAccount,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name="issuer",
+    )
+    ca = models.ForeignKey(
+        CertificateAuthority, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    profile = models.ForeignKey(
+        IssuanceProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    # External CA orders: {"ca_name", "validation": DV|OV|EV, "coverage": single|san|wildcard,
+    # "organization": {"O", "OU", "L", "ST", "C"}}.
+    external = models.JSONField(default=dict, blank=True)
+    days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Validity asked of a private CA (empty: the profile's)."
     )
     certificate = models.ForeignKey(
         Certificate,
@@ -340,12 +525,21 @@ class Order(models.Model):
             return None
         return keyring.decrypt(self.encrypted_private_key)
 
+    @property
+    def issuer_label(self) -> str:
+        if self.kind == self.Kind.PRIVATE_CA:
+            return f"{self.ca} (private CA), profile {self.profile.name if self.profile else '—'}"
+        if self.kind == self.Kind.EXTERNAL_CSR:
+            ext = self.external
+            return f"{ext.get('ca_name') or 'External CA'} — {ext.get('validation', 'DV')} (CSR)"
+        return str(self.account)
+
     def badge(self) -> str:
         if self.state == self.State.ISSUED:
             return "ok"
         if self.state in (self.State.FAILED, self.State.CANCELLED):
             return "bad" if self.state == self.State.FAILED else "neutral"
-        if self.state == self.State.AWAITING_APPROVAL:
+        if self.state in (self.State.AWAITING_APPROVAL, self.State.SUBMITTED):
             return "warn"
         return "info"
 

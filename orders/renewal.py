@@ -62,10 +62,12 @@ def start_renewal(actor, certificate: Certificate, *, reason: str = "") -> Order
     if certificate.orders.active().exists():
         raise OrderError("An order for this certificate is already under way.")
     policy = policy_for(certificate)
+    last = certificate.orders.order_by("-created_at").first()
+    if last is not None and last.kind != Order.Kind.ACME and not policy.issuer_id:
+        return _renew_from(actor, certificate, version, policy, last, reason)
     account = _account(certificate, policy)
     if account is None:
         raise OrderError("This project has no ACME account to renew with; add one first.")
-    last = certificate.orders.order_by("-created_at").first()
     domains = version.dns_names
     methods = {name: (last.methods.get(name) if last else None) for name in domains}
     private_key = None
@@ -79,6 +81,31 @@ def start_renewal(actor, certificate: Certificate, *, reason: str = "") -> Order
         methods={k: v for k, v in methods.items() if v},
         key_type=KEY_TYPE_FROM_INVENTORY.get(version.key_type, "ec-p256"),
         certificate=certificate,
+        private_key=private_key,
+        is_renewal=True,
+    )
+    record(actor, "certificate.renew", certificate, reason=reason, order=order.pk)
+    return order
+
+
+def _renew_from(actor, certificate, version, policy, last: Order, reason: str) -> Order:
+    """Renew from the issuer of the last order: the same private CA profile, or a new CSR
+    order for the same external CA with the same details (it waits for the certificate)."""
+    private_key = None
+    if policy.reuse_key and version.private_key_id:
+        private_key = version.private_key.unseal()
+    names = list(last.domains) or version.dns_names
+    order = issuance.create_order(
+        actor,
+        certificate.project,
+        kind=last.kind,
+        profile=last.profile,
+        external=dict(last.external),
+        days=last.days,
+        domains=names,
+        key_type=KEY_TYPE_FROM_INVENTORY.get(version.key_type, last.key_type),
+        certificate=certificate,
+        labels=dict(last.labels),
         private_key=private_key,
         is_renewal=True,
     )

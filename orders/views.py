@@ -15,6 +15,7 @@ from certconsole.htmx import is_partial
 from inventory.models import Certificate, CertificateVersion
 from orders import issuance, renewal
 from orders.acme.errors import AcmeError
+from orders.ca_forms import CertificateUploadForm
 from orders.forms import (
     AcmeAccountForm,
     DnsProviderForm,
@@ -79,6 +80,7 @@ def _detail_context(request: HttpRequest, order: Order) -> dict:
         "can_cancel": user.has_perm("order.cancel", order),
         "can_act": user.has_perm("order.create", order),
         "reason_form": ReasonForm(),
+        "upload_form": CertificateUploadForm(),
     }
 
 

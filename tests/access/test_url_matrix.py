@@ -12,6 +12,7 @@ from tests.access import matrix_security
 from tests.deployments import matrix as matrix_deployments
 from tests.inventory import matrix_browse, matrix_download, matrix_notifications, matrix_upload
 from tests.orders import matrix as matrix_orders
+from tests.orders import matrix_ca
 from tests.platform import matrix_platform
 
 PERSONAS = [
@@ -91,6 +92,7 @@ AREAS = (
     matrix_platform,
     matrix_orders,
     matrix_security,
+    matrix_ca,
 )
 for rows in (area.rows(expect) for area in AREAS):
     assert not set(rows) & set(MATRIX), "a URL name is listed twice"

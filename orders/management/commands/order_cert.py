@@ -1,5 +1,9 @@
 """order_cert --project SLUG --issuer NAME -d NAME [-d NAME ...] [--method http-01|dns-01]
 [--dns-provider NAME] [--key-type …] [--certificate NAME] [--wait [--timeout S]] [--json]
+order_cert --project SLUG --issuer CA_NAME [--profile PROFILE] [--days N] -d NAME ... [--json]
+
+The issuer NAME is an ACME account or a private CA of the project; a private CA issues at
+once through the same order path (its profile: --profile, or its only profile).
 
 Prints the order's state; with --wait it drives the order in this process until it is
 issued or failed (a worker may help; the claim keeps them apart) and exits 1 on failure.
@@ -15,7 +19,7 @@ from inventory.models import Certificate
 from orders import issuance
 from orders.domains import normalize_domains
 from orders.management.commands._common import project_or_error
-from orders.models import KEY_TYPES, AcmeAccount, DnsProvider, Order
+from orders.models import KEY_TYPES, AcmeAccount, CertificateAuthority, DnsProvider, Order
 
 
 class Command(BaseCommand):
@@ -24,6 +28,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, metavar="SLUG")
         parser.add_argument("--issuer", required=True, metavar="NAME")
+        parser.add_argument("--profile", default=None, metavar="PROFILE")
+        parser.add_argument("--days", type=int, default=None, metavar="N")
         parser.add_argument("-d", "--domain", dest="domains", action="append", required=True)
         parser.add_argument("--method", choices=["http-01", "dns-01"], default=None)
         parser.add_argument("--dns-provider", default=None, metavar="NAME")
@@ -36,9 +42,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         project = project_or_error(options["project"])
         account = AcmeAccount.objects.filter(project=project, name=options["issuer"]).first()
-        if account is None:
-            raise CommandError(f"No ACME account {options['issuer']!r} in {project.slug}.")
-        domains, errors = normalize_domains(options["domains"])
+        profile = None if account else self._profile(project, options)
+        if profile is not None:
+            from orders.private_ca import normalize_names
+
+            domains, errors = normalize_names(options["domains"])
+        else:
+            domains, errors = normalize_domains(options["domains"])
         if errors:
             raise CommandError("; ".join(errors))
         with cli_context():
@@ -46,8 +56,11 @@ class Command(BaseCommand):
                 None,
                 project,
                 account=account,
+                kind=Order.Kind.PRIVATE_CA if profile else Order.Kind.ACME,
+                profile=profile,
+                days=options["days"],
                 domains=domains,
-                methods=self._methods(project, domains, options),
+                methods=self._methods(project, domains, options) if account else None,
                 key_type=options["key_type"],
                 certificate=self._certificate(project, options["certificate"]),
                 certificate_name=options["certificate"] or "",
@@ -59,6 +72,24 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Order #{order.pk} is {order.state}: {order.last_error}", returncode=1
             )
+
+    def _profile(self, project, options):
+        ca = CertificateAuthority.objects.filter(project=project, name=options["issuer"]).first()
+        if ca is None:
+            raise CommandError(
+                f"No ACME account or private CA {options['issuer']!r} in {project.slug}."
+            )
+        profiles = ca.profiles.all()
+        if options["profile"]:
+            profiles = profiles.filter(name=options["profile"])
+        found = list(profiles[:2])
+        if len(found) != 1:
+            names = ", ".join(ca.profiles.values_list("name", flat=True)) or "none"
+            wanted = (
+                f"no profile {options['profile']!r}" if options["profile"] else "give --profile"
+            )
+            raise CommandError(f"{ca.name}: {wanted} (profiles: {names}).")
+        return found[0]
 
     def _methods(self, project, domains, options) -> dict:
         provider = None
@@ -101,6 +132,7 @@ class Command(BaseCommand):
         version = order.issued_version
         result = {
             "order": order.pk,
+            "kind": order.kind,
             "state": order.state,
             "domains": order.domains,
             "error": order.last_error or None,
