@@ -8,7 +8,15 @@ from inventory.forms_upload import parse_label
 from inventory.models import Certificate
 from orders.domains import normalize_domains, requires_dns01
 from orders.issuance import REVOCATION_REASONS, OrderError, csr_names
-from orders.models import KEY_TYPES, AcmeAccount, DnsProvider, IssuanceProfile, Order, OrderPolicy
+from orders.models import (
+    KEY_TYPES,
+    AcmeAccount,
+    DnsProvider,
+    IssuanceProfile,
+    Order,
+    OrderPolicy,
+    RenewalPolicy,
+)
 
 HTTP01 = "http-01"
 DNS01_MANUAL = "dns-01"
@@ -366,3 +374,47 @@ class OrderPolicyForm(forms.ModelForm):
         model = OrderPolicy
         fields = ["require_approval"]
         labels = {"require_approval": "Orders need approval by a second person"}
+
+
+class RenewalPolicyForm(forms.ModelForm):
+    """When and how one certificate renews itself."""
+
+    class Meta:
+        model = RenewalPolicy
+        fields = ["auto_renew", "mode", "days", "use_ari", "reuse_key", "issuer"]
+        labels = {"days": "Days before expiry", "issuer": "ACME account for renewals"}
+        help_texts = {
+            "days": "Used when renewing a number of days before expiry.",
+            "reuse_key": "Keep the same private key (default: a new key at each renewal).",
+            "issuer": "Empty: the account of the last order.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        project_id = self.instance.certificate.project_id
+        self.fields["issuer"].queryset = AcmeAccount.objects.filter(project_id=project_id)
+        self.fields["days"].min_value = 1
+
+    def clean_days(self):
+        days = self.cleaned_data["days"]
+        if days < 1 or days > 3650:
+            raise forms.ValidationError("Choose between 1 and 3650 days.")
+        return days
+
+    def save_as(self, actor) -> bool:
+        """Save and audit with before/after; False when nothing changed."""
+        from certconsole.audit import record
+
+        fields = self.Meta.fields
+        before = {f: _plain(self.initial.get(f)) for f in fields}
+        after = {f: _plain(self.cleaned_data.get(f)) for f in fields}
+        if before == after and self.instance.pk:
+            return False
+        policy = self.save()
+        record(actor, "renewal_policy.change", policy.certificate, before=before, after=after)
+        return True
+
+
+def _plain(value):
+    """Form values as JSON-friendly audit detail (model instances by id)."""
+    return getattr(value, "pk", value)

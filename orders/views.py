@@ -22,6 +22,7 @@ from orders.forms import (
     OrderForm,
     OrderPolicyForm,
     ReasonForm,
+    RenewalPolicyForm,
     RevokeForm,
 )
 from orders.issuance import OrderError
@@ -281,6 +282,21 @@ def version_revoke(request: HttpRequest, pk: int, sha256: str) -> HttpResponse:
     return redirect(certificate)
 
 
+@require_http_methods(["GET", "POST"])
+@login_required
+def renewal_policy(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = get_object_for_user(request, Certificate, "certificate.change", pk=pk)
+    policy = renewal.policy_for(certificate)
+    form = RenewalPolicyForm(request.POST or None, instance=policy)
+    if request.method == "POST" and form.is_valid():
+        if form.save_as(request.user):
+            messages.success(request, "Renewal settings saved.")
+        return redirect(certificate)
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "cert": certificate}
+    return render(request, "orders/renewal_policy.html", context, status=status)
+
+
 app_name = "orders"
 urlpatterns = [
     path("", order_list, name="order-list"),
@@ -296,6 +312,7 @@ urlpatterns = [
     path("issuers/dns/new/", dns_provider_create, name="dns-provider-create"),
     path("issuers/policy/", order_policy, name="order-policy"),
     path("certificates/<int:pk>/renew/", certificate_renew, name="certificate-renew"),
+    path("certificates/<int:pk>/renewal/", renewal_policy, name="renewal-policy"),
     path(
         "certificates/<int:pk>/versions/<str:sha256>/revoke/",
         version_revoke,

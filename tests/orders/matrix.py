@@ -62,6 +62,12 @@ def rows(expect):
     done = dict(members=403, projectadmin=302, superuser=302)
     return {
         "orders:order-list": ("get", None, None, expect()),
+        "orders:renewal-policy": (
+            "get",
+            lambda ctx: [ctx["certificate"]],
+            None,
+            expect(outsider=404, **creators),  # certificate.change: Requester, ProjectAdmin
+        ),
         "orders:order-create": ("get", None, None, expect(**creators)),
         "orders:order-detail": ("get", _order, None, expect(outsider=404, auditor=403)),
         "orders:order-approve": ("post", _order, _reason, expect(outsider=404, **done)),
