@@ -7,7 +7,7 @@ from itertools import groupby
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -123,9 +123,11 @@ def _list_context(request: HttpRequest, filterset: CertificateFilter) -> dict:
     ids = list(page.object_list)
     rows = Certificate.objects.only(*LIST_COLUMNS).in_bulk(ids)
     projects = {p.pk: p for p in user_projects(request.user)}
+    deployed = _deployed_counts(ids)
     page.object_list = [rows[pk] for pk in ids if pk in rows]
     for cert in page.object_list:
         cert.project_ref = projects.get(cert.project_id)
+        cert.deployed_count = deployed.get(cert.pk, 0)
         _reveal_fields(cert, "name", "primary_domain", "issuer_name")
     query = request.GET.copy()
     query.pop("page", None)
@@ -136,6 +138,19 @@ def _list_context(request: HttpRequest, filterset: CertificateFilter) -> dict:
         "query": query.urlencode(),
         "sort_links": _sort_links(request, request.GET.get("sort", DEFAULT_SORT)),
     }
+
+
+def _deployed_counts(ids: list[int]) -> dict[int, int]:
+    """Bindings per certificate of one page, in one query (the deployments app's reverse
+    relation: inventory reads it through the ORM and imports nothing of deployments)."""
+    binding = Certificate._meta.get_field("bindings").related_model
+    counted = (
+        binding.objects.filter(certificate_id__in=ids)
+        .values("certificate_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["certificate_id"]: row["n"] for row in counted}
 
 
 @require_GET

@@ -321,7 +321,8 @@ def test_list_query_count_does_not_grow_with_rows(
     with CaptureQueriesContext(connection) as captured:
         assert len(names(viewer.get(LIST))) == 5
     five = len(captured)
-    assert 0 < five <= 8  # one of them reads the roles (visible_to shares has_perm's cache)
+    # Includes reading the roles (visible_to shares has_perm's cache) and the page's bindings.
+    assert 0 < five <= 9
     for i in range(55):
         make_cert(project, f"b{i}", env="prod", revoked=i % 7 == 0)
     reset_queries()
@@ -599,3 +600,22 @@ def test_edit_rejects_other_methods(client_for, project):
     url = reverse("inventory:certificate-edit", args=[cert.pk])
     assert client_for("requester").put(url).status_code == 405
     assert client_for("requester").post(LIST).status_code == 405
+
+
+def test_the_list_says_where_each_certificate_is_deployed(client_for, project, inventory_cert):
+    from deployments.models import Binding, Target
+
+    target = Target.objects.create(project=project, name="edge", kind="manual")
+    for port in (443, 8443):
+        Binding.objects.create(
+            project=project,
+            certificate=inventory_cert,
+            target=target,
+            sni_names=["www.example.test"],
+            probe_host="127.0.0.1",
+            probe_port=port,
+        )
+    page = client_for("viewer").get(LIST).content.decode()
+    assert "2 bindings" in page
+    make_cert(project, "idle")
+    assert "nowhere" in client_for("viewer").get(LIST).content.decode()
