@@ -21,7 +21,7 @@ def available() -> list[str]:
     return sorted(
         m.name
         for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-        if not m.name.startswith("_")
+        if not m.name.startswith("_") and m.name != "settings"
     )
 
 

@@ -5,6 +5,7 @@ CERTCONSOLE_KEYRING must be given explicitly. In development (DEBUG on) both
 are generated once into var/ with mode 0600 so `make run` works out of the box.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -329,3 +330,48 @@ if LDAP_ENABLED:
 
     vars().update(ldap_settings(env, _optional_secret))
     AUTHENTICATION_BACKENDS += ["certconsole.access.ldap_auth.LDAPBackend"]
+
+# REST API, bundle fetch and Prometheus metrics (issue 8): see README "API".
+INSTALLED_APPS += ["rest_framework", "drf_spectacular", "api"]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.TokenScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.permissions.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CertConsole API",
+    "DESCRIPTION": "Certificates, orders, deployments and audit under the console's permissions.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CertificateSourceEnum": "inventory.models.Source",
+        "AuditSourceEnum": "certconsole.audit.models.AuditEvent.Source",
+        "OrderStateEnum": "orders.models.Order.State",
+        "DeploymentStateEnum": "deployments.models.Deployment.State",
+        "StepStateEnum": "deployments.models.DeploymentStep.State",
+        "OrderKeyTypeEnum": "orders.models.KEY_TYPES",
+        "CertificateKeyTypeEnum": "inventory.filters.KEY_TYPES",
+        "OrderKindEnum": "orders.models.Order.Kind",
+        "TargetKindEnum": "deployments.models.Target.Kind",
+    },
+}
+# /metrics: a client in these networks, or a bearer token (METRICS_TOKEN or an API token
+# with the metrics flag); at most METRICS_MAX_CERTIFICATES expiry series per project.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = _optional_secret("METRICS_TOKEN")
+METRICS_MAX_CERTIFICATES = env.int("METRICS_MAX_CERTIFICATES", default=50)
+MIDDLEWARE.insert(0, "api.metrics.LatencyMiddleware")
+for _network in METRICS_ALLOWED_NETWORKS:
+    ipaddress.ip_network(_network)  # a typo fails at start, not at the first scrape

@@ -1,6 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from api import pages as api_pages
+from api.metrics import metrics
 from certconsole import health, views
 from certconsole.access import security_views, sso
 from orders import ca_views, http01
@@ -27,6 +29,9 @@ urlpatterns = [
     path("orders/", include("orders.urls")),
     path(".well-known/acme-challenge/<str:token>", http01.acme_challenge, name="acme-challenge"),
     path("deployments/", include("deployments.urls")),
+    path("api/v1/", include("api.urls")),
+    path("accounts/api-tokens/", include(api_pages)),
+    path("metrics", metrics, name="metrics"),
     re_path(r"^ca/(?P<pk>\d+)/crl\.(?P<ext>pem|crl)$", ca_views.ca_crl, name="ca-crl"),
     # Sign-in security (issue 9): second factors, SSO, sessions, group mappings.
     path("accounts/mfa/verify/", security_views.mfa_verify, name="mfa-verify"),

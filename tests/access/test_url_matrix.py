@@ -9,6 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from certconsole.access.models import Membership
 from certconsole.audit import record
 from tests.access import matrix_security
+from tests.api import matrix as matrix_api
 from tests.deployments import matrix as matrix_deployments
 from tests.inventory import matrix_browse, matrix_download, matrix_notifications, matrix_upload
 from tests.orders import matrix as matrix_orders
@@ -92,6 +93,7 @@ AREAS = (
     matrix_platform,
     matrix_orders,
     matrix_security,
+    matrix_api,
     matrix_ca,
 )
 for rows in (area.rows(expect) for area in AREAS):
