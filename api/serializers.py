@@ -292,6 +292,24 @@ class BindingSerializer(serializers.ModelSerializer):
         ]
 
 
+class TargetCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Target.Kind.choices)
+    options = serializers.DictField(required=False, default=dict)
+    credentials = serializers.DictField(
+        required=False, allow_null=True, default=None, help_text="Write-only; stored encrypted."
+    )
+
+
+class BindingCreateSerializer(serializers.Serializer):
+    certificate = serializers.IntegerField()
+    target = serializers.IntegerField()
+    sni_names = serializers.ListField(child=serializers.CharField(max_length=255), min_length=1)
+    probe = serializers.CharField(max_length=300, help_text="host:port to verify with a handshake")
+    wave = serializers.IntegerField(min_value=1, max_value=100, default=1)
+    auto_redeploy = serializers.BooleanField(default=True)
+
+
 class StepSerializer(serializers.ModelSerializer):
     binding = serializers.PrimaryKeyRelatedField(read_only=True)
 

@@ -440,6 +440,20 @@ class TargetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
     def base_queryset(self):
         return Target.objects.select_related("project")
 
+    @extend_schema(
+        request=s.TargetCreateSerializer,
+        parameters=[PROJECT_PARAM],
+        responses={201: s.TargetSerializer, **errors(400, 403, 404)},
+    )
+    def create(self, request):
+        project = self.target_project(self._project_slug())
+        self.refuse_scoped_create()
+        data = self.body(s.TargetCreateSerializer)
+        target = rollout.create_target(
+            request.user, project, data["name"], data["kind"], data["options"], data["credentials"]
+        )
+        return Response(s.TargetSerializer(target).data, status=status.HTTP_201_CREATED)
+
 
 @extend_schema(tags=["deployments"])
 class BindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -449,6 +463,31 @@ class BindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 
     def base_queryset(self):
         return Binding.objects.select_related("deployed_version")
+
+    @extend_schema(
+        request=s.BindingCreateSerializer,
+        responses={201: s.BindingSerializer, **errors(400, 403, 404)},
+    )
+    def create(self, request):
+        data = self.body(s.BindingCreateSerializer)
+        certificates = Certificate.objects.all()
+        certificate = self.lookup(
+            "target.manage", certificates, certificate_path="id", pk=data["certificate"]
+        )
+        targets = Target.objects.filter(project=certificate.project)
+        target = self.lookup("target.manage", targets, certificate_path=None, pk=data["target"])
+        host, port = rollout.parse_address(data["probe"])
+        binding = rollout.create_binding(
+            request.user,
+            certificate,
+            target,
+            data["sni_names"],
+            host,
+            port,
+            wave=data["wave"],
+            auto_redeploy=data["auto_redeploy"],
+        )
+        return Response(s.BindingSerializer(binding).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["deployments"])

@@ -7,6 +7,7 @@ import pytest
 from certconsole import keyring
 from certconsole.audit.models import AuditEvent
 from deployments import rollout
+from deployments.models import Target
 from orders.models import AcmeAccount, Order, OrderPolicy
 
 
@@ -126,3 +127,42 @@ def test_the_audit_log_is_for_auditors(token_client, inventory_cert):
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert json.loads(lines[0])["action"]
     assert AuditEvent.objects.filter(action="audit.export", source="api").exists()
+
+
+def test_targets_and_bindings_are_created_through_the_same_procedures(
+    token_client, project, inventory_cert
+):
+    target_body = {
+        "name": "hook",
+        "kind": "webhook",
+        "options": {"url": "http://127.0.0.1:9/hook"},
+        "credentials": {"secret": "s3cret"},
+    }
+    assert (
+        token_client("deployer").post("/api/v1/targets/", target_body, format="json").status_code
+        == 403  # read-only by default
+    )
+    deployer = token_client("deployer", read_only=False)
+    bad = deployer.post("/api/v1/targets/", {**target_body, "options": {}}, format="json")
+    assert bad.status_code == 400
+    assert "url" in bad.json()["error"]["message"]
+    created = deployer.post("/api/v1/targets/", target_body, format="json")
+    assert created.status_code == 201, created.json()
+    assert "s3cret" not in created.content.decode()
+    target = Target.objects.get(name="hook")
+    assert target.credentials() == {"secret": "s3cret"}
+    binding = deployer.post(
+        "/api/v1/bindings/",
+        {
+            "certificate": inventory_cert.pk,
+            "target": target.pk,
+            "sni_names": ["www.example.test"],
+            "probe": "127.0.0.1:8443",
+            "wave": 2,
+        },
+        format="json",
+    )
+    assert binding.status_code == 201, binding.json()
+    assert (binding.json()["probe_port"], binding.json()["wave"]) == (8443, 2)
+    events = AuditEvent.objects.filter(action__in=["target.create", "binding.create"])
+    assert {e.source for e in events} == {"api"} and events.count() == 2
