@@ -10,6 +10,7 @@ Certificates are not verified to get a result; trust is judged separately agains
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import selectors
@@ -151,9 +152,7 @@ def _handshake(
 
     with sock, selectors.DefaultSelector() as selector:
         sock.setblocking(False)
-        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        context.set_verify(SSL.VERIFY_NONE)
-        conn = SSL.Connection(context, sock)
+        conn = SSL.Connection(_client_context(), sock)
         if sni is not None:
             conn.set_tlsext_host_name(sni)
         conn.set_connect_state()
@@ -181,6 +180,18 @@ def _handshake(
         with contextlib.suppress(SSL.Error):
             conn.shutdown()  # best effort close_notify; the socket closes anyway
     return list(chain), protocol, cipher or ""
+
+
+@functools.cache
+def _client_context() -> SSL.Context:
+    """One client context for every probe: building a context costs more than a handshake.
+
+    It verifies nothing (trust is judged separately) and is only read after this point, which
+    OpenSSL allows from many threads at once.
+    """
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_verify(SSL.VERIFY_NONE)
+    return context
 
 
 def _sni(server_name: str) -> bytes | None:
