@@ -28,8 +28,7 @@ def token_user(token: ApiToken):
     user = copy.copy(token.user)
     user.is_superuser = False  # a platform administrator's token is still one role in one project
     user.is_staff = False
-    setattr(user, backends._CACHE_ATTR, {token.project_id: token.permissions()})
-    setattr(user, backends._WITHHELD_ATTR, frozenset())
+    backends.restrict_permissions(user, token.project_id, token.permissions())
     user.api_token = token
     user.save = _refuse_save
     return user

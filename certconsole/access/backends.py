@@ -59,6 +59,12 @@ def withheld_roles(user) -> frozenset[str]:
     return getattr(user, _WITHHELD_ATTR, frozenset())
 
 
+def restrict_permissions(user, project_id: int, perms: frozenset[str]) -> None:
+    """Make user hold exactly perms in one project and nothing elsewhere (an API token's view)."""
+    setattr(user, _CACHE_ATTR, {project_id: frozenset(perms)})
+    setattr(user, _WITHHELD_ATTR, frozenset())
+
+
 def forget_permissions(user) -> None:
     """Drop the cached permissions after a membership change."""
     for attr in (_CACHE_ATTR, _WITHHELD_ATTR):
