@@ -7,7 +7,6 @@ bytes. Every fetch is audited as certificate.fetch (a 304 with not_modified=true
 
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_GET
 from api.authentication import bearer
 from api.errors import body
 from api.models import FetchToken, digest
+from certconsole import exports
 from certconsole.audit import record
 from certconsole.audit.context import Source, audit_context
 from certconsole.audit.middleware import client_ip
@@ -105,8 +105,6 @@ def fetch_bundle(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(status=304)
         response["ETag"] = tag
         return response
-    response = HttpResponse(exported.content, content_type=exported.content_type)
-    response["Content-Disposition"] = content_disposition_header(True, exported.filename)
+    response = exports.attachment(exported.content, exported.content_type, exported.filename)
     response["ETag"] = tag
-    response["X-Content-Type-Options"] = "nosniff"
     return response

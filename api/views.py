@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from api import serializers as s
 from api.permissions import api_token
+from certconsole import exports
 from certconsole.access.models import Project
 from certconsole.access.permissions import require
 from certconsole.audit import record
@@ -175,11 +176,7 @@ class ApiViewSet(viewsets.GenericViewSet):
 
 
 def _attachment(exported: exporting.ExportFile) -> HttpResponse:
-    response = HttpResponse(exported.content, content_type=exported.content_type)
-    response["Content-Disposition"] = content_disposition_header(True, exported.filename)
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return exports.attachment(exported.content, exported.content_type, exported.filename)
 
 
 PROJECT_PARAM = OpenApiParameter(

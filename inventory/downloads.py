@@ -6,11 +6,11 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
-from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
+from certconsole import exports
 from certconsole.access import mfa
 from certconsole.access.permissions import get_object_for_user
 from certconsole.access.reauth import (
@@ -105,11 +105,7 @@ def _version(certificate: Certificate, request: HttpRequest) -> CertificateVersi
 
 
 def _attachment(exported: ExportFile) -> HttpResponse:
-    response = HttpResponse(exported.content, content_type=exported.content_type)
-    response["Content-Disposition"] = content_disposition_header(True, exported.filename)
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return exports.attachment(exported.content, exported.content_type, exported.filename)
 
 
 urlpatterns = [

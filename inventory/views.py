@@ -1,6 +1,5 @@
 """Browsing the inventory: the certificate list, its CSV export, one certificate, relabelling."""
 
-import csv
 import unicodedata
 from itertools import groupby
 
@@ -12,8 +11,10 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 
+from certconsole import exports
 from certconsole.access.current import user_projects
 from certconsole.access.permissions import get_object_for_user
 from certconsole.audit.models import AuditEvent
@@ -162,25 +163,8 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _safe_cell(value) -> str:
-    """Neutralise spreadsheet formulas (CSV injection) in exported text; numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_lines(request, certificates):
+def _csv_rows(request, certificates):
     projects = {p.pk: p.slug for p in user_projects(request.user)}
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
     now = timezone.now()
     for cert in certificates:
         row = (
@@ -201,7 +185,7 @@ def _csv_lines(request, certificates):
             cert.source,
             request.build_absolute_uri(cert.get_absolute_url()),
         )
-        yield writer.writerow([_safe_cell(cell) for cell in row])
+        yield row
 
 
 @require_GET
@@ -212,9 +196,10 @@ def certificate_export_csv(request: HttpRequest) -> HttpResponse:
         context = _list_context(request, filterset)
         return render(request, "inventory/certificate_list.html", context, status=400)
     certificates = filterset.qs.iterator(chunk_size=2000)
-    response = StreamingHttpResponse(_csv_lines(request, certificates), content_type="text/csv")
+    lines = exports.csv_lines(CSV_COLUMNS, _csv_rows(request, certificates))
+    response = StreamingHttpResponse(lines, content_type="text/csv")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="certificates-{stamp}.csv"'
+    response["Content-Disposition"] = content_disposition_header(True, f"certificates-{stamp}.csv")
     return response
 
 

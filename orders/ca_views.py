@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from certconsole import exports
 from certconsole.access.permissions import get_object_for_user, require
 from inventory.pki.errors import PkiError
 from orders import issuance, private_ca
@@ -104,7 +105,7 @@ def ca_csr(request: HttpRequest, pk: int) -> HttpResponse:
     ca = get_object_for_user(request, CertificateAuthority, "issuer.view", pk=pk)
     if not ca.csr_pem:
         raise Http404("This CA has no CSR.")
-    return _attachment(ca.csr_pem.encode(), "application/pkcs10", f"{ca.name}.csr")
+    return exports.attachment(ca.csr_pem.encode(), "application/pkcs10", f"{ca.name}.csr")
 
 
 @require_POST
@@ -139,7 +140,7 @@ def ca_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     form = TruststoreForm(request.GET)
     password = form.cleaned_data["password"] if form.is_valid() else ""
     body, content_type, filename = private_ca.download(ca, fmt, password)
-    return _attachment(body, content_type, filename)
+    return exports.attachment(body, content_type, filename)
 
 
 @require_GET
@@ -160,7 +161,7 @@ def order_csr(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_object_for_user(request, Order, "order.view", pk=pk)
     if not order.csr_pem:
         raise Http404("This order has no CSR.")
-    return _attachment(order.csr_pem.encode(), "application/pkcs10", f"order-{order.pk}.csr")
+    return exports.attachment(order.csr_pem.encode(), "application/pkcs10", f"order-{order.pk}.csr")
 
 
 @require_POST
@@ -182,12 +183,6 @@ def order_upload_certificate(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Order #{order.pk}: the certificate is in the inventory.")
     return redirect(order)
-
-
-def _attachment(body: bytes, content_type: str, filename: str) -> HttpResponse:
-    response = HttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 urlpatterns = [

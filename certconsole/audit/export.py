@@ -1,7 +1,8 @@
 """Streaming CSV and JSON Lines exports of audit events."""
 
-import csv
 import json
+
+from certconsole import exports
 
 FIELDS = (
     "id",
@@ -28,23 +29,9 @@ def _row(event) -> dict:
     return row
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _safe_cell(value) -> str:
-    """Neutralise spreadsheet formulas (CSV injection) in exported text."""
-    text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value or "")
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_lines(events):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(FIELDS)
-    for event in events:
-        row = _row(event)
-        yield writer.writerow([_safe_cell(row[name]) for name in FIELDS])
+    rows = (_row(event) for event in events)
+    return exports.csv_lines(FIELDS, ([row[name] for name in FIELDS] for row in rows))
 
 
 def jsonl_lines(events):

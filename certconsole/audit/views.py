@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
 from certconsole.access.models import Project
@@ -78,5 +79,5 @@ def event_export(request, fmt):
         response = StreamingHttpResponse(csv_lines(events), content_type="text/csv")
     else:
         response = StreamingHttpResponse(jsonl_lines(events), content_type="application/jsonl")
-    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
+    response["Content-Disposition"] = content_disposition_header(True, f"audit-{stamp}.{fmt}")
     return response
