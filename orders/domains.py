@@ -91,6 +91,23 @@ def normalize_name(raw: str) -> str:
     return f"*.{base}" if wildcard else base
 
 
+def collect_names(entries, normalize) -> tuple[list[str], list[str]]:
+    """Normalise each non-empty entry: (names, duplicates merged and order kept; one error each)."""
+    names: list[str] = []
+    errors: list[str] = []
+    for entry in entries:
+        if not entry or not entry.strip():
+            continue
+        try:
+            name = normalize(entry)
+        except ValueError as exc:
+            errors.append(f"“{entry.strip()}”: {exc}")
+            continue
+        if name not in names:
+            names.append(name)
+    return names, errors
+
+
 def normalize_domains(
     raw: list[str] | str, *, max_names: int = MAX_NAMES
 ) -> tuple[list[str], list[str]]:
@@ -100,18 +117,7 @@ def normalize_domains(
     punycode) are merged, the order is kept.
     """
     entries = _SEPARATORS.split(raw) if isinstance(raw, str) else list(raw)
-    names: list[str] = []
-    errors: list[str] = []
-    for entry in entries:
-        if not entry or not entry.strip():
-            continue
-        try:
-            name = normalize_name(entry)
-        except ValueError as exc:
-            errors.append(f"“{entry.strip()}”: {exc}")
-            continue
-        if name not in names:
-            names.append(name)
+    names, errors = collect_names(entries, normalize_name)
     if len(names) > max_names:
         errors.append(f"{len(names)} names given; an order can have at most {max_names}")
     return names, errors

@@ -20,6 +20,7 @@ from inventory.pki import formats
 from inventory.pki import keys as pki_keys
 from orders import ca as core
 from orders.ca.profiles import normalize_dns
+from orders.domains import collect_names
 from orders.models import CaRevocation, CertificateAuthority, IssuanceProfile, Order
 
 CaError = core.CaError
@@ -41,19 +42,7 @@ _SEPARATORS = re.compile(r"[,;\s]+")
 def normalize_names(raw: list[str] | str) -> tuple[list[str], list[str]]:
     """Names for a private CA order: single labels such as localhost are fine here."""
     entries = _SEPARATORS.split(raw) if isinstance(raw, str) else list(raw)
-    names: list[str] = []
-    errors: list[str] = []
-    for entry in entries:
-        if not entry or not entry.strip():
-            continue
-        try:
-            name = normalize_dns(entry)
-        except ValueError as exc:
-            errors.append(f"“{entry.strip()}”: {exc}")
-            continue
-        if name not in names:
-            names.append(name)
-    return names, errors
+    return collect_names(entries, normalize_dns)
 
 
 # --- CAs and profiles --------------------------------------------------------------------------
