@@ -308,19 +308,22 @@ def test_without_ari_from_the_ca_renewal_falls_back_to_two_thirds_of_the_lifetim
 
 
 def test_a_failed_renewal_is_mailed_to_the_owner(
-    project, account, console_http, rq_redis, mailoutbox
+    project, account, pebble, console_http, rq_redis, mailoutbox
 ):
     first = drive(_order(project, account, ["fails.example.com"]))
     certificate = first.certificate
     certificate.label_owner = "owner@example.test"
     certificate.save(update_fields=["label_owner"])
-    console_http.shutdown()  # nobody answers HTTP-01 any more: the renewal fails validation
-    console_http.server_close()
+    # The name now points where nothing listens (the console serves 127.0.0.1 only), so the
+    # renewal's HTTP-01 validation fails; the server itself stays up for the teardown.
+    pebble.add_a("fails.example.com", "127.0.0.2")
     policy = certificate.renewal_policy
     policy.use_ari, policy.mode, policy.days = False, policy.Mode.DAYS_BEFORE, 10_000
     policy.save()
     [renewing] = renewal.renew_due()
-    assert drive(renewing).state == State.FAILED
+    renewed = drive(renewing)
+    assert renewed.state == State.FAILED
+    assert "127.0.0.2" in renewed.last_error, renewed.last_error  # the CA could not connect
     [notice] = [m for m in mailoutbox if "owner@example.test" in m.to]
     assert "Automatic renewal failed" in notice.body
     assert "fails.example.com" in notice.body
